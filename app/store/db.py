@@ -1,0 +1,162 @@
+"""DuckDB connections and migrations.
+
+Who opens the file: the web process and the CLI, never a worker. DuckDB lets one process hold a
+read-write handle at a time, so both use short-lived connections (one per unit of work) and retry
+for a bounded time when the other holds the lock (`TPOD_DB_BUSY_TIMEOUT_S`). See
+benchmarks/bench_db.py for what that costs a labeling page.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from app.errors import DatabaseBusy
+from app.settings import get_settings
+from app.store.schema import LATEST, MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+_migrated: set[Path] = set()
+_migrate_lock = threading.Lock()
+
+# A persistent connection per process, shared by threads through cursors, kept only while
+# the process is busy: it is closed after KEEP_S idle seconds so another process (the CLI
+# while the web app runs, or the reverse) can take the file lock.
+KEEP_S = 1.0
+
+
+class _Holder:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.conn: duckdb.DuckDBPyConnection | None = None
+        self.path: Path | None = None
+        self.users = 0
+        self.last_used = 0.0
+        self.closer: threading.Thread | None = None
+
+
+_holder = _Holder()
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting" in text or "being used by another process" in text
+
+
+def _open(path: Path, timeout_s: float) -> duckdb.DuckDBPyConnection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + timeout_s
+    delay = 0.01
+    while True:
+        try:
+            return duckdb.connect(str(path))
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc) or time.monotonic() >= deadline:
+                if _is_lock_error(exc):
+                    raise DatabaseBusy(
+                        f"{path} is held by another process for over {timeout_s:.0f}s; try again"
+                    ) from exc
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
+def _closer_loop() -> None:
+    while True:
+        time.sleep(KEEP_S / 4)
+        with _holder.lock:
+            if _holder.conn is None:
+                _holder.closer = None
+                return
+            if _holder.users == 0 and time.monotonic() - _holder.last_used >= KEEP_S:
+                try:
+                    _holder.conn.close()
+                finally:
+                    _holder.conn = None
+                    _holder.path = None
+                    _holder.closer = None
+                return
+
+
+def migrate(conn: duckdb.DuckDBPyConnection) -> int:
+    """Bring the schema to LATEST; returns the version found before."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    found = int(row[0]) if row and row[0] is not None else 0
+    for version, sql in MIGRATIONS:
+        if version <= found:
+            continue
+        conn.execute("BEGIN")
+        try:
+            conn.execute(sql)
+            conn.execute("INSERT INTO schema_version VALUES (?)", [version])
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("migrated %s to schema %d", conn, version)
+    return found
+
+
+@contextmanager
+def connect(path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor on this process's connection to the DuckDB file, for one unit of work.
+
+    Thread-safe: each caller gets its own cursor. The underlying connection stays open while
+    calls keep coming and is released after KEEP_S idle seconds.
+    """
+    settings = get_settings()
+    path = Path(path or settings.db_path)
+    with _holder.lock:
+        if _holder.conn is not None and _holder.path != path:
+            if _holder.users == 0:
+                _holder.conn.close()
+                _holder.conn = None
+        if _holder.conn is None:
+            _holder.conn = _open(path, settings.db_busy_timeout_s)
+            _holder.path = path
+            with _migrate_lock:
+                if path not in _migrated:
+                    migrate(_holder.conn)
+                    _migrated.add(path)
+        conn = _holder.conn
+        _holder.users += 1
+        if _holder.closer is None:
+            _holder.closer = threading.Thread(target=_closer_loop, name="duckdb-closer", daemon=True)
+            _holder.closer.start()
+    cur = conn.cursor()
+    try:
+        yield cur
+    finally:
+        cur.close()
+        with _holder.lock:
+            _holder.users -= 1
+            _holder.last_used = time.monotonic()
+
+
+def release() -> None:
+    """Close this process's connection now (CLI exit, tests, shutdown checkpoint)."""
+    with _holder.lock:
+        if _holder.conn is not None and _holder.users == 0:
+            try:
+                _holder.conn.execute("CHECKPOINT")
+            except duckdb.Error:
+                pass
+            _holder.conn.close()
+            _holder.conn = None
+            _holder.path = None
+
+
+def schema_version(path: Path | None = None) -> int:
+    with connect(path) as cur:
+        row = cur.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+
+__all__ = ["connect", "migrate", "release", "schema_version", "LATEST"]
