@@ -160,15 +160,15 @@ def cmd_project(args: argparse.Namespace, make_queue: QueueFactory) -> int:
 # ---------------------------------------------------------------- videos
 
 def cmd_ingest(args: argparse.Namespace, make_queue: QueueFactory) -> int:
-    from app import ingest, jobstate
-
-    project = _project(args.project, create=True, author=args.user)
     files = []
     for raw in args.paths:
         p = Path(raw)
         if not p.is_file():
             raise BadInput(f"{raw}: no such file")
         files.append((p.name, p))
+    from app import ingest, jobstate
+
+    project = _project(args.project, create=True, author=args.user)
     prepared = ingest.prepare_ingest(project.id, files, stride=args.stride, max_side=args.max_side,
                                      start_s=args.start, end_s=args.end, author=args.user)
     queue = _queue_for_wait(args, make_queue)

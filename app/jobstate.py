@@ -31,6 +31,7 @@ KINDS: dict[str, tuple[str, str, str | None]] = {
     "evaluate": ("app.evaluation:run_evaluation", "app.evaluation:record_evaluation", None),
     "prelabel": ("app.prelabel:run_prelabel", "app.prelabel:record_prelabel", "app.prelabel:fail_prelabel"),
     "export_model": ("app.modelexport:run_export_model", "app.modelexport:record_export_model", None),
+    "ping": ("app.jobstate:run_ping", "app.jobstate:record_ping", None),
 }
 TERMINAL = ("done", "failed", "cancelled")
 
@@ -271,6 +272,22 @@ class Reconciler:
                 reconcile(self.queue)
             except Exception:  # noqa: BLE001
                 log.exception("reconcile failed")
+
+
+def run_ping(params: dict, ctx: Any) -> dict:
+    """A worker self-test: counts to params["steps"] (default 3), params["delay_s"] apart."""
+    steps = int(params.get("steps", 3))
+    for i in range(steps):
+        if ctx.should_stop():
+            return {"state": "cancelled", "steps_done": i}
+        ctx.report(done=i, total=steps, message="pinging")
+        time.sleep(float(params.get("delay_s", 0.1)))
+    ctx.report(done=steps, total=steps, message="pong", final=True)
+    return {"pong": params.get("echo"), "steps_done": steps}
+
+
+def record_ping(job: dict, result: dict) -> None:
+    """Nothing to record beyond the job row itself."""
 
 
 class InlineQueue:
