@@ -607,7 +607,7 @@ def interpolate_track(track_id: int, author: str | None) -> int:
 
     Replaces the tracked/interpolated boxes there. Returns the number of boxes written.
     """
-    from app import tracking
+    from app.interpolate import interpolate
 
     with connect() as cur:
         track = _track(cur, track_id)
@@ -622,7 +622,7 @@ def interpolate_track(track_id: int, author: str | None) -> int:
                 if b["frame_idx"] - a["frame_idx"] < 2:
                     continue
                 old += [r for r in rows if a["frame_idx"] < r["frame_idx"] < b["frame_idx"]]
-                for box in tracking.interpolate(sql.to_box(a), sql.to_box(b)):
+                for box in interpolate(sql.to_box(a), sql.to_box(b)):
                     new.append({"video_id": video["id"], "frame_idx": box.frame, "track_id": track_id,
                                 "class_id": track["class_id"], "x1": box.x1, "y1": box.y1, "x2": box.x2,
                                 "y2": box.y2, "source": "interpolated", "confidence": None, "outside": False,

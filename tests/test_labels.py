@@ -55,13 +55,6 @@ def make_video(project_id: int, images: list[Path], name: str = "clip", work_wid
 
 
 @pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("TPOD_DATA_DIR", str(tmp_path))
-    yield tmp_path
-    db.release()
-
-
-@pytest.fixture
 def otb(data_dir):
     """(video id, person class id, car class id) on the first 40 OTB Crossing frames."""
     project = create_project("crossing", ["person", "car"])
