@@ -5,7 +5,7 @@ import streamlit as st
 
 from app import dashboard, projects
 from app.errors import TpodError
-from pages.components.common import STATE_ICONS, fmt_time, page_setup, show_error
+from pages.components.common import STATE_ICONS, esc, fmt_time, page_setup, show_error
 
 ctx = page_setup("tpod — painless object detection")
 st.caption("Upload a video, draw a few boxes, let the tracker carry them, train a detector, "
@@ -26,8 +26,8 @@ for project in all_projects:
     counts = overview["counts"].get(project.id, {})
     with st.container(border=True):
         head, *metrics = st.columns([3, 1, 1, 1, 1, 1])
-        head.subheader(project.name, anchor=False)
-        head.caption(" ".join(f"`{c.name}`" for c in project.classes) or "no classes yet")
+        head.subheader(esc(project.name), anchor=False)
+        head.caption(" · ".join(esc(c.name) for c in project.classes) or "no classes yet")
         for col, (label, key) in zip(metrics, [("Videos", "videos"), ("Frames", "frames"),
                                                ("Labeled frames", "labeled_frames"), ("Boxes", "boxes"),
                                                ("Models", "models")], strict=True):
@@ -39,7 +39,7 @@ for project in all_projects:
                 with cols[i % len(cols)]:
                     if v["snapshot"]:
                         st.image(v["snapshot"], use_container_width=True)
-                    st.caption(f"{v['name']} · {v['status']} · {v['frame_count'] or 0} frames · "
+                    st.caption(f"{esc(v['name'])} · {v['status']} · {v['frame_count'] or 0} frames · "
                                f"{v['labeled']} labeled")
 
 runs = overview["runs"]

@@ -5,7 +5,7 @@ import streamlit as st
 
 from app import auth, projects
 from app.errors import TpodError
-from pages.components.common import page_setup, show_error
+from pages.components.common import esc, page_setup, show_error
 
 ctx = page_setup("Projects")
 admin = auth.can(ctx.role, "manage")
@@ -19,13 +19,13 @@ with st.form("projects.create", clear_on_submit=True):
         try:
             p = projects.create_project(name, [c for c in classes.split(",") if c.strip()], author=ctx.user)
             st.session_state["project_id"] = p.id
-            st.success(f"Created project “{p.name}” with {len(p.classes)} classes.")
+            st.success(f"Created project “{esc(p.name)}” with {len(p.classes)} classes.")
             st.rerun()
         except TpodError as exc:
             show_error(exc)
 
 for project in projects.list_projects():
-    with st.expander(f"{project.name}  ·  {len(project.classes)} classes", expanded=ctx.project is not None
+    with st.expander(f"{esc(project.name)}  ·  {len(project.classes)} classes", expanded=ctx.project is not None
                      and project.id == ctx.project.id):
         st.markdown("**Classes**")
         for cls in project.classes:
@@ -42,7 +42,7 @@ for project in projects.list_projects():
             if admin and c4.button("Delete", key=f"projects.cls_del.{cls.id}"):
                 st.session_state[f"projects.confirm_cls.{cls.id}"] = True
             if st.session_state.get(f"projects.confirm_cls.{cls.id}"):
-                st.warning(f"Delete class “{cls.name}” and all its boxes?")
+                st.warning(f"Delete class “{esc(cls.name)}” and all its boxes?")
                 y, n = st.columns(2)
                 if y.button("Yes, delete", key=f"projects.cls_yes.{cls.id}", type="primary"):
                     try:
@@ -78,7 +78,7 @@ for project in projects.list_projects():
             if st.button("Delete project", key=f"projects.delete.{project.id}"):
                 st.session_state[confirm_key] = True
             if st.session_state.get(confirm_key):
-                st.error(f"Delete “{project.name}” with all its videos, labels, dataset versions and models? "
+                st.error(f"Delete “{esc(project.name)}” with all its videos, labels, dataset versions and models? "
                          "This cannot be undone.")
                 typed = st.text_input("Type the project name to confirm", key=f"projects.typed.{project.id}")
                 if st.button("Delete for good", key=f"projects.delete_yes.{project.id}", type="primary",

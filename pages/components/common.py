@@ -42,6 +42,14 @@ def get_queue() -> Any:
     return _queue_and_reconciler((s.queue_backend, s.redis_url, str(s.data_dir)))
 
 
+_MD_SPECIAL = "\\`*_{}[]<>()#+-.!|~$:"
+
+
+def esc(text: object) -> str:
+    """User text shown literally inside Streamlit markdown (names may hold *, [, #, $, ...)."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+
+
 def show_error(exc: Exception) -> None:
     st.error(str(exc), icon="⚠️")
 
@@ -101,11 +109,11 @@ def _sidebar(user: str, role: str, settings: Settings) -> Project | None:
             current = st.session_state.get("project_id")
             index = ids.index(current) if current in ids else 0
             chosen = st.selectbox("Project", ids, index=index, key="sidebar.project",
-                                  format_func=lambda i: next(p.name for p in all_projects if p.id == i))
+                                  format_func=lambda i: next(p.name for p in all_projects if p.id == i))  # widgets show text literally
             st.session_state["project_id"] = chosen
             project = next(p for p in all_projects if p.id == chosen)
         if auth.login_required():
-            st.caption(f"Signed in as **{user}** ({role})")
+            st.caption(f"Signed in as **{esc(user)}** ({role})")
             if st.button("Sign out", key="auth.signout"):
                 for k in ("auth.user", "auth.role"):
                     st.session_state.pop(k, None)
