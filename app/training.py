@@ -140,7 +140,7 @@ def clean_params(params: dict[str, Any]) -> dict[str, Any]:
     """Validated training params with defaults filled in (both sides call this)."""
     p = {**DEFAULTS, **params}
     for key in ("run_id", "data_yaml", "model", "run_dir"):
-        if not p.get(key):
+        if p.get(key) in (None, ""):
             raise BadInput(f"training params lack {key!r}")
     p["epochs"] = _number(p, "epochs", int, 1, 10000)
     p["imgsz"] = _number(p, "imgsz", int, 32, 4096)
