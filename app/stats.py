@@ -1,0 +1,268 @@
+"""Dataset health statistics for a project (a Roboflow "Health Check" for video labels).
+
+`project_stats()` answers from a few grouped DuckDB passes (app/store/stats.py); nothing here
+loops over boxes. `stats_revision()` is a cheap figure that changes whenever a box, a frame's
+reviewed flag, a class or the edit log changes, so pages can cache stats keyed by it.
+
+Definitions used throughout:
+  - a box counts when it is not `outside` (a track's "not visible here" marker);
+  - a frame is *labeled* when it has a counted box of the selected classes, *empty* when it has
+    none but is marked reviewed (confirmed background), *unlabeled* otherwise.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from app.errors import NotFound
+from app.store import projects as project_sql
+from app.store import stats as sql
+from app.store.db import connect
+
+# A class with fewer boxes than this is flagged: a detector needs many examples per class.
+MIN_CLASS_BOXES = 50
+# Runs of this many consecutive unlabeled frames inside a labeled video are flagged.
+MIN_GAP_FRAMES = 50
+# min/max class share ratios for the balance rating.
+BALANCED_RATIO = 0.5
+IMBALANCED_RATIO = 0.1
+# Boxes and edits without an author (imports, predictions) are listed under this name.
+UNKNOWN_AUTHOR = "(unknown)"
+
+
+def stats_revision(project_id: int) -> str:
+    """A short text that changes whenever anything the stats of this project read changes."""
+    with connect() as cur:
+        return "|".join("" if v is None else str(v) for v in sql.revision(cur, project_id))
+
+
+def _balance(counts: list[int]) -> dict[str, Any]:
+    if len(counts) < 2:
+        return {"classes": len(counts), "min_max_ratio": None, "entropy": None, "rating": "single class"}
+    total = sum(counts)
+    biggest = max(counts)
+    ratio = min(counts) / biggest if biggest else None
+    entropy = None
+    if total:
+        probs = [c / total for c in counts if c]
+        entropy = -sum(p * math.log(p) for p in probs) / math.log(len(counts))
+    if ratio is None:
+        rating = "no boxes"
+    elif ratio >= BALANCED_RATIO:
+        rating = "balanced"
+    elif ratio >= IMBALANCED_RATIO:
+        rating = "imbalanced"
+    else:
+        rating = "severely imbalanced"
+    return {"classes": len(counts), "min_max_ratio": ratio, "entropy": entropy, "rating": rating}
+
+
+def _aspect_label(step: int) -> str:
+    ratio = 2 ** (step * sql.ASPECT_STEP)
+    if ratio >= 1:
+        return f"{ratio:.3g}:1"
+    return f"1:{1 / ratio:.3g}"
+
+
+def _area_labels() -> list[str]:
+    edges = sql.AREA_EDGES
+    out = [f"< {edges[0]:.2%}"]
+    out += [f"{lo:.2%} - {hi:.2%}" for lo, hi in zip(edges, edges[1:])]
+    out.append(f">= {edges[-1]:.0%}")
+    return out
+
+
+def project_stats(project_id: int, *, video_ids: Sequence[int] | None = None,
+                  class_ids: Sequence[int] | None = None) -> dict[str, Any]:
+    """Health statistics of a project's labels, optionally restricted to videos and/or classes.
+
+    Returns a JSON-able dict: boxes, frames, classes (count and share per class), balance
+    (min/max ratio, normalised entropy, rating), per_video (frames labeled/empty/unlabeled),
+    frames_summary, boxes_per_frame, width_hist/height_hist (relative to the image),
+    area_hist, aspect_hist, heatmap (normalised 2-D histogram of box centres), sources,
+    reviewed_share, authors (boxes, edits, active hours, boxes per hour), warnings, revision.
+    """
+    with connect() as cur:
+        project = project_sql.project_by_id(cur, project_id)
+        if project is None:
+            raise NotFound(f"no project {project_id}")
+        revision = "|".join("" if v is None else str(v) for v in sql.revision(cur, project_id))
+        videos = sql.videos_of(cur, project_id, video_ids)
+        box_rows = sql.box_aggregates(cur, project_id, video_ids, class_ids)
+        frame_rows = sql.frame_aggregates(cur, project_id, video_ids, class_ids)
+        gaps = sql.unlabeled_gaps(cur, project_id, video_ids, class_ids, MIN_GAP_FRAMES)
+        edit_rows = sql.author_edits(cur, project_id, video_ids)
+
+    classes = [c for c in project.classes if class_ids is None or c.id in set(class_ids)]
+    main: list[tuple] = []
+    size: dict[tuple[int, int], int] = {}
+    heat_counts: dict[tuple[int, int], int] = {}
+    author_hours: dict[str, set[int]] = {}
+    for row in box_rows:
+        gset = row[0]
+        if gset == "main":
+            main.append(row)
+        elif gset == "size":
+            size[(int(row[6]), int(row[7]))] = int(row[11])
+        elif gset == "heat":
+            heat_counts[(int(row[8]), int(row[9]))] = int(row[11])
+        else:
+            author_hours.setdefault(row[3], set()).add(int(row[10]))
+
+    def total(col: int, pick: int | None = None) -> Any:
+        """Sum of column `col` over the main groups, or per value of column `pick`."""
+        if pick is None:
+            return sum(int(r[col]) for r in main)
+        out: dict[Any, int] = {}
+        for r in main:
+            out[r[pick]] = out.get(r[pick], 0) + int(r[col])
+        return out
+
+    n_boxes = total(11)
+    tiny, touching, outside_image, degenerate = total(12), total(13), total(14), total(15)
+
+    def share(n: int) -> float:
+        return n / n_boxes if n_boxes else 0.0
+
+    class_counts = total(11, 1)
+    class_list = [
+        {"class_id": c.id, "name": c.name, "color": c.color, "boxes": class_counts.get(c.id, 0),
+         "share": share(class_counts.get(c.id, 0))}
+        for c in classes
+    ]
+    sources = sorted(
+        ({"source": s, "boxes": n, "share": share(n)} for s, n in total(11, 2).items()),
+        key=lambda d: -d["boxes"],
+    )
+
+    w_counts: dict[int, int] = {}
+    h_counts: dict[int, int] = {}
+    for (wb, hb), n in size.items():
+        w_counts[wb] = w_counts.get(wb, 0) + n
+        h_counts[hb] = h_counts.get(hb, 0) + n
+    step = 1 / sql.SIZE_BINS
+    width_hist = [{"bin_start": round(i * step, 4), "bin_end": round((i + 1) * step, 4),
+                   "boxes": w_counts.get(i, 0)} for i in range(sql.SIZE_BINS)]
+    height_hist = [{"bin_start": round(i * step, 4), "bin_end": round((i + 1) * step, 4),
+                    "boxes": h_counts.get(i, 0)} for i in range(sql.SIZE_BINS)]
+    a_counts = total(11, 4)
+    area_hist = [{"bin": i, "label": label, "boxes": a_counts.get(i, 0)}
+                 for i, label in enumerate(_area_labels())]
+    r_counts = total(11, 5)
+    r_max = int(sql.ASPECT_MAX / sql.ASPECT_STEP)
+    aspect_hist = [{"log2": s * sql.ASPECT_STEP, "label": _aspect_label(s), "boxes": r_counts.get(s, 0)}
+                   for s in range(-r_max, r_max + 1)]
+
+    heat_max = max(heat_counts.values(), default=0)
+    heatmap = {
+        "bins": sql.HEAT_BINS,
+        "cells": [
+            {"x": gx, "y": gy, "boxes": heat_counts.get((gx, gy), 0),
+             "density": heat_counts.get((gx, gy), 0) / heat_max if heat_max else 0.0}
+            for gy in range(sql.HEAT_BINS) for gx in range(sql.HEAT_BINS)
+        ],
+    }
+
+    # authors: boxes (current, by source) from boxes.author; activity hours from boxes created
+    # and from the edit log, whichever shows the author at work
+    authors: dict[str, dict[str, Any]] = {}
+
+    def author(name: str) -> dict[str, Any]:
+        name = name or UNKNOWN_AUTHOR
+        return authors.setdefault(name, {"author": name, "boxes": 0, "manual_boxes": 0, "edits": 0,
+                                         "hours": set(), "first": None, "last": None})
+
+    for r in main:
+        a = author(r[3])
+        a["boxes"] += int(r[11])
+        if r[2] == "manual":
+            a["manual_boxes"] += int(r[11])
+    for name, hours in author_hours.items():
+        author(name)["hours"].update(hours)
+    for name, n_edits, hour, first, last in edit_rows:
+        a = author(name)
+        a["edits"] += int(n_edits)
+        a["hours"].add(int(hour))
+        a["first"] = first if a["first"] is None else min(a["first"], first)
+        a["last"] = last if a["last"] is None else max(a["last"], last)
+    author_list = []
+    for a in sorted(authors.values(), key=lambda d: (-d["boxes"], d["author"])):
+        hours = len(a.pop("hours"))
+        a["active_hours"] = hours
+        a["boxes_per_hour"] = a["boxes"] / hours if hours else None
+        a["first"] = a["first"].isoformat() if a["first"] is not None else None
+        a["last"] = a["last"].isoformat() if a["last"] is not None else None
+        author_list.append(a)
+
+    names = {v[0]: v[1] for v in videos}
+    per_video_rows = {int(r[1]): r for r in frame_rows if r[0] == "video"}
+    per_video = []
+    for vid, name, *_ in videos:
+        r = per_video_rows.get(vid)
+        f = [int(x) for x in r[2:8]] if r else [0] * 6
+        per_video.append({"video_id": vid, "name": name, "frames": f[0], "labeled": f[1], "empty": f[2],
+                          "unlabeled": f[3], "reviewed": f[4], "boxes": f[5]})
+    t = next((r for r in frame_rows if r[0] == "total"), None)
+    f = [int(x) for x in t[2:8]] if t else [0] * 6
+    frames_summary = {"frames": f[0], "labeled": f[1], "empty": f[2], "unlabeled": f[3], "reviewed": f[4],
+                      "reviewed_share": f[4] / f[0] if f[0] else 0.0}
+    bpf_counts = {int(r[1]): int(r[2]) for r in frame_rows if r[0] == "bpf"}
+    boxes_per_frame = [
+        {"boxes": str(i) if i < sql.BPF_CAP else f"{sql.BPF_CAP}+", "n": i, "frames": bpf_counts.get(i, 0)}
+        for i in range(sql.BPF_CAP + 1)
+    ]
+
+    warnings: list[dict[str, Any]] = []
+
+    def warn(kind: str, level: str, count: int, message: str, **extra: Any) -> None:
+        warnings.append({"kind": kind, "level": level, "count": count, "message": message, **extra})
+
+    if degenerate:
+        warn("degenerate", "error", degenerate, f"{degenerate} boxes have zero or negative width/height")
+    if outside_image:
+        warn("outside_image", "error", outside_image,
+             f"{outside_image} boxes extend outside the image; they will be clipped in datasets")
+    if tiny:
+        warn("tiny", "warning", tiny,
+             f"{tiny} boxes are tiny (shorter side < {sql.TINY_PX:g} px); the detector can barely see them")
+    if touching:
+        warn("touching_edge", "info", touching,
+             f"{touching} boxes touch the image border ({share(touching):.0%}); fine for objects cut by the frame")
+    for c in class_list:
+        if c["boxes"] < MIN_CLASS_BOXES:
+            warn("few_examples", "warning", c["boxes"],
+                 f"class {c['name']!r} has only {c['boxes']} boxes (fewer than {MIN_CLASS_BOXES})",
+                 class_id=c["class_id"])
+    for pv in per_video:
+        if pv["frames"] and not pv["labeled"]:
+            warn("video_unlabeled", "info", pv["frames"], f"video {pv['name']!r} has no boxes yet",
+                 video_id=pv["video_id"])
+    for vid, first, last, length in gaps:
+        warn("unlabeled_gap", "warning", int(length),
+             f"video {names.get(vid, vid)!r}: frames {first}-{last} ({length} frames) have no boxes "
+             "and are not marked reviewed", video_id=int(vid), first=int(first), last=int(last))
+
+    return {
+        "project_id": project_id,
+        "filters": {"video_ids": None if video_ids is None else [int(v) for v in video_ids],
+                    "class_ids": None if class_ids is None else [int(c) for c in class_ids]},
+        "revision": revision,
+        "videos": len(videos),
+        "boxes": n_boxes,
+        "frames": frames_summary["frames"],
+        "classes": class_list,
+        "balance": _balance([c["boxes"] for c in class_list]),
+        "sources": sources,
+        "per_video": per_video,
+        "frames_summary": frames_summary,
+        "reviewed_share": frames_summary["reviewed_share"],
+        "boxes_per_frame": boxes_per_frame,
+        "width_hist": width_hist,
+        "height_hist": height_hist,
+        "area_hist": area_hist,
+        "aspect_hist": aspect_hist,
+        "heatmap": heatmap,
+        "authors": author_list,
+        "warnings": warnings,
+    }
