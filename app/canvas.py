@@ -101,6 +101,32 @@ def boxes_to_fabric(boxes: Sequence[Box], *, scale: float, colors: Mapping[int, 
     return {"version": "6.0.0", "objects": objects}
 
 
+# Timeline colours per frame status (RGB), the same meaning as the box outlines on the canvas.
+STATUS_RGB: dict[str, tuple[int, int, int]] = {
+    "manual": (46, 160, 67), "imported": (31, 119, 180), "tracked": (255, 170, 0),
+    "interpolated": (255, 221, 120), "predicted": (170, 110, 220), "none": (225, 225, 225),
+}
+
+
+def timeline_image(statuses: Sequence[str], *, current: int, reviewed: set[int] | None = None,
+                   width: int = 900, height: int = 18) -> Any:
+    """An RGB strip, one column band per frame coloured by status; a dark bar marks the current
+    frame and a thin dark line under a frame marks it reviewed."""
+    import numpy as np
+
+    n = max(1, len(statuses))
+    cols = np.minimum((np.arange(width) * n) // width, n - 1)
+    palette = np.array([STATUS_RGB.get(s, STATUS_RGB["none"]) for s in statuses] or [STATUS_RGB["none"]],
+                       dtype=np.uint8)
+    img = np.repeat(palette[cols][None, :, :], height, axis=0)
+    if reviewed:
+        mask = np.array([c in reviewed for c in cols])
+        img[-3:, mask] = (60, 60, 60)
+    x = min(width - 1, int((current + 0.5) * width / n))
+    img[:, max(0, x - 1): x + 2] = (20, 20, 20)
+    return img
+
+
 def drawing_generation(json_data: Mapping[str, Any] | None) -> int | None:
     """The generation stamped by boxes_to_fabric, or None (not a drawing of ours)."""
     for obj in (json_data or {}).get("objects", []) or []:

@@ -145,6 +145,12 @@ def _drop_empty_tracks(cur: sql.Cur, track_ids: set[int], lg: _Log) -> None:
 
 # ---- reads ----------------------------------------------------------------------------------
 
+def videos(project_id: int) -> list[dict[str, Any]]:
+    """Ready videos of a project to label: id, name, width, height, frame_count."""
+    with connect() as cur:
+        return sql.ready_videos(cur, project_id)
+
+
 def frame_boxes(video_id: int, idx: int) -> list[Box]:
     """Visible boxes on one frame (class name in `label`), ordered by track."""
     with connect() as cur:
@@ -536,7 +542,7 @@ def propagate(video_id: int, track_ids: Sequence[int] | None, start_frame: int, 
     def flush() -> None:
         rows, delete_ids = [], list(retract)
         with connect() as cur, _tx(cur):
-            for tid, end in ends.items():
+            for tid in ends:
                 if covered[tid] > flushed[tid]:
                     old = sql.track_rows(cur, tid, after=flushed[tid], upto=covered[tid], sources=sql.DERIVED)
                     mine = {i for _, i in written[tid]}

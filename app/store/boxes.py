@@ -60,6 +60,15 @@ def video_row(cur: Cur, video_id: int) -> dict[str, Any] | None:
     return dict(zip(("id", "project_id", "name", "status", "width", "height", "frame_count"), r, strict=True))
 
 
+def ready_videos(cur: Cur, project_id: int) -> list[dict[str, Any]]:
+    rows = cur.execute(
+        "SELECT v.id, v.name, v.width, v.height, (SELECT count(*) FROM frames f WHERE f.video_id = v.id) "
+        "FROM videos v WHERE v.project_id = ? AND v.status = 'ready' ORDER BY v.created_at, v.id",
+        [project_id],
+    ).fetchall()
+    return [dict(zip(("id", "name", "width", "height", "frame_count"), r, strict=True)) for r in rows]
+
+
 def frame_count(cur: Cur, video_id: int) -> int:
     r = cur.execute("SELECT count(*) FROM frames WHERE video_id = ?", [video_id]).fetchone()
     return int(r[0])

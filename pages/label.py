@@ -1,0 +1,302 @@
+"""Label: draw a box once, let a tracker carry it through the video, fix what drifted.
+
+Layout: video / class pickers; the frame on the canvas (left) with navigation and a timeline
+strip; tracks, propagation, review and predictions (right). Every drawing change is saved at once.
+"""
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from app import canvas, framestore, labels
+from app.errors import TpodError
+from app.tracking import DEFAULT_TRACKER, TRACKERS
+from pages.components.canvas import frame_canvas
+from pages.components.common import page_setup, show_error
+
+MAX_W, MAX_H = 960, 600
+ss = st.session_state
+
+ctx = page_setup("Label", require_project=True)
+ss["label.user"] = ctx.user
+project = ctx.project
+classes = list(project.classes)
+if not classes:
+    st.info("This project has no label classes yet: add some on the **Projects** page.")
+    st.stop()
+videos = labels.videos(project.id)
+if not videos:
+    st.info("No ready video in this project yet: upload one on the **Upload** page.")
+    st.stop()
+
+
+# ---- navigation state -----------------------------------------------------------------------
+
+def _goto(i: int | None) -> None:
+    """Callback-safe frame change (sets both frame widgets)."""
+    if i is None:
+        ss["label.msg"] = ("info", "Nothing further in that direction.")
+        return
+    i = max(0, min(int(i), ss["label.n"] - 1))
+    ss["label.frame"] = i
+    ss["label.frame_num"] = i
+
+
+def _step(d: int) -> None:
+    vid, f = ss["label.video"], ss["label.frame"]
+    if ss.get("label.only_unreviewed"):
+        _goto(labels.next_unreviewed(vid, f) if d > 0 else labels.prev_unreviewed(vid, f))
+    else:
+        _goto(f + d)
+
+
+def _review_and_next() -> None:
+    labels.mark_frames_reviewed(ss["label.video"], [ss["label.frame"]], True, author=ss.get("label.user"))
+    _step(1)
+
+
+def _from_number() -> None:
+    _goto(ss["label.frame_num"])
+
+
+def _from_slider() -> None:
+    _goto(ss["label.frame"])
+
+
+top = st.columns([3, 3, 2, 2])
+vid_ids = [v["id"] for v in videos]
+if ss.get("label.video") not in vid_ids:
+    ss["label.video"] = vid_ids[0]
+video_id = top[0].selectbox("Video", vid_ids, key="label.video",
+                            format_func=lambda i: next(f"{v['name']} ({v['frame_count']} frames)"
+                                                       for v in videos if v["id"] == i))
+video = next(v for v in videos if v["id"] == video_id)
+n = max(1, int(video["frame_count"] or 1))
+if ss.get("label.n") != n or ss.get("label.loaded_video") != video_id:
+    ss["label.n"], ss["label.loaded_video"] = n, video_id
+    ss["label.frame"] = ss["label.frame_num"] = 0
+class_ids = [c.id for c in classes]
+if ss.get("label.class") not in class_ids:
+    ss["label.class"] = class_ids[0]
+cls_id = top[1].radio("Class for new boxes", class_ids, key="label.class", horizontal=True,
+                      format_func=lambda i: next(c.name for c in classes if c.id == i))
+cls = next(c for c in classes if c.id == cls_id)
+top[2].toggle("New box continues selected track", key="label.continue",
+              help="Off: each drawn box starts a new track. On: it becomes this frame's box of the track "
+                   "selected on the right (e.g. the object came back after an occlusion).")
+top[3].toggle("Filter to unreviewed", key="label.only_unreviewed",
+              help="Previous/next frame skip frames already marked reviewed.")
+
+frame = int(ss["label.frame"])
+try:
+    view = labels.frame_view(video_id, frame)
+except TpodError as exc:
+    show_error(exc)
+    st.stop()
+on_frame_tracks = [b.track_id for b in view.boxes]
+if ss.get("label.track") not in on_frame_tracks:
+    ss["label.track"] = on_frame_tracks[0] if on_frame_tracks else None
+sel_track = ss.get("label.track")
+
+msg = ss.pop("label.msg", None)
+if msg:
+    getattr(st, msg[0])(msg[1])
+
+left, right = st.columns([3, 1], gap="medium")
+
+# ---- canvas -----------------------------------------------------------------------------------
+with left:
+    W, H = int(video["width"] or 1), int(video["height"] or 1)
+    scale = min(MAX_W / W, MAX_H / H)
+    cw, ch = round(W * scale), round(H * scale)
+    colors = {c.id: c.color for c in classes}
+    sig = json.dumps([video_id, frame, sel_track, cw,
+                      canvas.boxes_to_fabric(view.boxes, scale=scale, colors=colors, selected_track=sel_track)])
+    if ss.get("label.sig") != sig:
+        # A new drawing for the canvas: json_data keeps the previous one for a rerun, and that
+        # one is recognised (and never saved) by its older generation number.
+        ss["label.sig"] = sig
+        ss["label.gen"] = ss.get("label.gen", 0) + 1
+    gen = ss["label.gen"]
+    drawing = canvas.boxes_to_fabric(view.boxes, scale=scale, colors=colors, generation=gen, selected_track=sel_track)
+    try:
+        background = framestore.read_jpeg(video_id, frame)
+    except TpodError as exc:
+        show_error(exc)
+        st.stop()
+    json_data = frame_canvas(background=background, drawing=drawing, width=cw, height=ch, label=cls.name,
+                             stroke=cls.color)
+    if canvas.drawing_generation(json_data) == gen:
+        drawn = canvas.fabric_to_boxes(json_data, scale=scale)
+        actions = canvas.diff(view.boxes, drawn, tol=0.5 / scale, min_new=canvas.MIN_DRAWN_PX / scale)
+        strays = sum(1 for d in drawn if d.box_id is None) - sum(1 for a in actions if a.kind == "create")
+        if actions or strays:
+            errors = []
+            for a in actions:
+                try:
+                    if a.kind == "create":
+                        b = labels.create_box(video_id, frame, cls.id, a.xyxy, ctx.user,
+                                              track_id=sel_track if ss.get("label.continue") else None)
+                        ss["label.track"] = b.track_id
+                    elif a.kind == "update":
+                        labels.update_box(a.box_id, a.xyxy, expected_rev=view.revs.get(a.box_id), author=ctx.user)
+                    else:
+                        labels.delete_box(a.box_id, ctx.user, expected_rev=view.revs.get(a.box_id))
+                except TpodError as exc:
+                    errors.append(str(exc))
+            if errors:
+                ss["label.msg"] = ("error", " · ".join(errors))
+            ss["label.sig"] = None  # always resend: the canvas must show what is stored now
+            st.rerun()
+
+    st.caption("Drag on the frame to draw a box (class above). Turn on ✏️ **Edit** in the canvas toolbar to "
+               "select, move, resize or delete boxes; everything is saved at once. Dashed = tracked/interpolated.")
+
+    nav = st.columns([1, 1, 1, 1, 1.2, 1.2, 1.2, 1.2, 1])
+    nav[0].button("−10", key="label.back10", on_click=_goto, args=(frame - 10,), shortcut="Shift+Left")
+    nav[1].button("Prev", key="label.prev", on_click=_step, args=(-1,), shortcut="Left")
+    nav[2].button("Next", key="label.next", on_click=_step, args=(1,), shortcut="Right")
+    nav[3].button("+10", key="label.fwd10", on_click=_goto, args=(frame + 10,), shortcut="Shift+Right")
+    nav[4].button("Prev key", key="label.prevkey", shortcut="Shift+K", help="Previous keyframe (of the selected track)",
+                  on_click=lambda: _goto(labels.prev_keyframe(video_id, frame, sel_track)))
+    nav[5].button("Next key", key="label.nextkey", shortcut="K", help="Next keyframe (of the selected track)",
+                  on_click=lambda: _goto(labels.next_keyframe(video_id, frame, sel_track)))
+    nav[6].button("Track start", key="label.nexttrack", shortcut="T", help="Next frame where a track starts",
+                  on_click=lambda: _goto(labels.next_track_start(video_id, frame)))
+    nav[7].button("Unlabeled", key="label.nextempty", shortcut="U", help="Next frame without boxes",
+                  on_click=lambda: _goto(labels.next_unlabeled(video_id, frame)))
+    nav[8].button("Undo", key="label.undo", shortcut="Z", help="Undo your last change on this video")
+    nav2 = st.columns([5, 1.2, 1.3])
+    nav2[0].slider("Frame", 0, n - 1, key="label.frame", on_change=_from_slider, label_visibility="collapsed")
+    nav2[1].number_input("Frame", 0, n - 1, key="label.frame_num", on_change=_from_number,
+                         label_visibility="collapsed")
+    nav2[2].button("Unreviewed", key="label.nextunrev", shortcut="N", help="Next frame not marked reviewed",
+                   on_click=lambda: _goto(labels.next_unreviewed(video_id, frame)))
+    statuses = labels.timeline(video_id)
+    st.image(canvas.timeline_image(statuses, current=frame, reviewed=labels.reviewed_frames(video_id), width=cw),
+             caption="Timeline: green manual · blue imported · orange tracked · yellow interpolated · "
+                     "purple predicted · grey empty; dark underline = reviewed")
+
+    if ss.get("label.undo"):
+        try:
+            done = labels.undo_last(video_id, ctx.user)
+            ss["label.msg"] = ("success", f"Undid {done.replace('_', ' ')}.") if done else ("info", "Nothing to undo.")
+        except TpodError as exc:
+            ss["label.msg"] = ("error", str(exc))
+        ss["label.sig"] = None
+        st.rerun()
+
+# ---- side panel -----------------------------------------------------------------------------
+with right:
+    st.markdown(f"**Frame {frame} / {n - 1}** · {len(view.boxes)} boxes · "
+                f"{'✅ reviewed' if view.reviewed else 'not reviewed'}")
+    rc = st.columns(2)
+    if rc[0].button("Reviewed ✓" if not view.reviewed else "Unreview", key="label.review", shortcut="M"):
+        labels.mark_frames_reviewed(video_id, [frame], not view.reviewed, author=ctx.user)
+        st.rerun()
+    rc[1].button("Reviewed + next", key="label.review_next", shortcut="Shift+M", on_click=_review_and_next)
+
+    st.subheader("Track", anchor=False, divider="gray")
+    if view.boxes:
+        by_track = {b.track_id: b for b in view.boxes}
+        st.selectbox("Selected track", on_frame_tracks, key="label.track",
+                     format_func=lambda t: f"#{t} {by_track[t].label} · {by_track[t].source}")
+        tb = by_track[ss["label.track"]]
+        tid = tb.track_id
+        ta = st.columns(2)
+        if ta[0].button("Delete box", key="label.del_box", help="Only this frame's box of the track"):
+            try:
+                labels.delete_box(tb.id, ctx.user, expected_rev=view.revs.get(tb.id))
+            except TpodError as exc:
+                ss["label.msg"] = ("error", str(exc))
+            st.rerun()
+        if ta[1].button("End track here", key="label.end", help="Object is gone from this frame on"):
+            labels.end_track(tid, frame, ctx.user)
+            st.rerun()
+        ta2 = st.columns(2)
+        if ta2[0].button("Interpolate", key="label.interp", help="Fill between this track's manual keyframes"):
+            k = labels.interpolate_track(tid, ctx.user)
+            ss["label.msg"] = ("success", f"Interpolated {k} boxes on track #{tid}.")
+            st.rerun()
+        if ta2[1].button("Delete track", key="label.del_track"):
+            k = labels.delete_track(tid, ctx.user)
+            ss["label.msg"] = ("success", f"Deleted track #{tid} ({k} boxes). Undo brings it back.")
+            st.rerun()
+        with st.expander("More track actions"):
+            new_cls = st.selectbox("Class", class_ids, index=class_ids.index(tb.class_id) if tb.class_id in class_ids
+                                   else 0, key="label.track_class",
+                                   format_func=lambda i: next(c.name for c in classes if c.id == i))
+            if st.button("Set class of whole track", key="label.set_class"):
+                try:
+                    labels.set_track_class(tid, new_cls, ctx.user)
+                except TpodError as exc:
+                    ss["label.msg"] = ("error", str(exc))
+                st.rerun()
+            others = [t["id"] for t in labels.tracks(video_id) if t["id"] != tid]
+            if others:
+                other = st.selectbox("Merge into this track", others, key="label.merge_other",
+                                     format_func=lambda t: f"#{t}")
+                if st.button("Merge", key="label.merge"):
+                    try:
+                        r = labels.merge_tracks(tid, other, ctx.user)
+                        ss["label.msg"] = ("success", f"Merged #{other} into #{tid}: {r['moved']} boxes moved, "
+                                                      f"{r['dropped']} overlapping dropped (manual wins).")
+                    except TpodError as exc:
+                        ss["label.msg"] = ("error", str(exc))
+                    st.rerun()
+            if st.button("Mark track reviewed", key="label.track_reviewed"):
+                labels.mark_track_reviewed(tid, True, author=ctx.user)
+                ss["label.msg"] = ("success", f"Track #{tid} marked reviewed.")
+                st.rerun()
+    else:
+        st.caption("No box on this frame. Draw one on the canvas.")
+
+    st.subheader("Propagate", anchor=False, divider="gray")
+    tracker = st.selectbox("Tracker", TRACKERS, index=TRACKERS.index(DEFAULT_TRACKER), key="label.tracker")
+    pc = st.columns([1, 1])
+    to_end = pc[1].toggle("To the end", key="label.to_end")
+    n_frames = pc[0].number_input("Frames", 1, max(1, n - 1), value=min(30, max(1, n - 1)), key="label.n_frames",
+                                  disabled=to_end)
+    which = st.radio("Tracks", ["Selected track", "All on this frame"], key="label.prop_which", horizontal=True)
+    go = st.button("Propagate ▶", key="label.propagate", type="primary", disabled=not view.boxes,
+                   width="stretch")
+    if ss.pop("label.propagating", False) and not go:
+        st.warning("Propagation stopped; the frames done so far are saved.")
+    if go:
+        ss["label.propagating"] = True
+        st.button("⏹ Stop", key="label.stop", width="stretch")
+        bar = st.progress(0.0, text="Tracking…")
+        try:
+            res = labels.propagate(
+                video_id, [sel_track] if which == "Selected track" and sel_track is not None else None, frame,
+                None if to_end else int(n_frames), tracker=tracker, author=ctx.user,
+                on_progress=lambda d, t: bar.progress(min(1.0, d / max(1, t)), text=f"Tracking… {d}/{t} frames"),
+            )
+            lost = f" · lost: {', '.join(f'#{t}' for t in res['lost'])}" if res["lost"] else ""
+            ss["label.msg"] = ("success", f"Propagated {res['tracks']} track(s) over {res['frames']} frames: "
+                                          f"{res['written']} boxes written, {res['replaced']} replaced{lost}.")
+        except TpodError as exc:
+            ss["label.msg"] = ("error", str(exc))
+        ss.pop("label.propagating", None)
+        ss["label.sig"] = None
+        st.rerun()
+
+    predicted = [b for b in view.boxes if b.source == "predicted"]
+    st.subheader("Predictions", anchor=False, divider="gray")
+    for b in predicted:
+        pcol = st.columns([2, 1, 1])
+        pcol[0].write(f"#{b.track_id} {b.label} {b.confidence or 0:.2f}")
+        if pcol[1].button("✓", key=f"label.acc.{b.id}", help="Accept (becomes manual)"):
+            labels.accept_boxes([b.id], ctx.user)
+            st.rerun()
+        if pcol[2].button("✗", key=f"label.rej.{b.id}", help="Reject (delete)"):
+            labels.reject_boxes([b.id], ctx.user)
+            st.rerun()
+    if not predicted:
+        st.caption("No predicted boxes on this frame.")
+    thr = st.slider("Accept all predictions of this video at or above", 0.0, 1.0, 0.5, 0.05, key="label.threshold")
+    if st.button("Accept all above", key="label.accept_all", disabled="predicted" not in statuses):
+        k = labels.accept_all_above(video_id, thr, ctx.user)
+        ss["label.msg"] = ("success", f"Accepted {k} predicted boxes.")
+        st.rerun()
