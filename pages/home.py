@@ -20,7 +20,6 @@ except TpodError as exc:
 
 if not all_projects:
     st.info("No projects yet. Create one on the **Projects** page to start.")
-    st.page_link("pages/projects.py", label="Create a project", icon="🗂️")
 
 for project in all_projects:
     counts = overview["counts"].get(project.id, {})
