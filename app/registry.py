@@ -26,16 +26,6 @@ TERMINAL = ("done", "failed", "cancelled")
 METRIC_KEYS = ("precision", "recall", "map50", "map50_95")
 
 
-def _data_yaml(version: dict[str, Any]) -> Path:
-    raw = version.get("path")
-    if not raw:
-        raise BadInput(f"dataset version {version['name']!r} has no files yet: materialise it first")
-    path = Path(raw)
-    if not path.is_absolute():
-        path = get_settings().data_dir / path
-    return path if path.suffix in (".yaml", ".yml") else path / "data.yaml"
-
-
 def _under(path: Path, root: Path) -> bool:
     try:
         path.resolve().relative_to(root.resolve())
@@ -56,7 +46,9 @@ def create_run(project_id: int, version_id: int, model: str, settings: dict[str,
         version = sql.version_row(cur, version_id)
     if version is None or version["project_id"] != project_id:
         raise NotFound(f"no dataset version {version_id} in project {project_id}")
-    data_yaml = _data_yaml(version)
+    from app.datasets import version_data_yaml
+
+    data_yaml = version_data_yaml(version_id)  # also repoints `path` if the data dir moved
     dataset_summary(data_yaml)
     settings = {k: v for k, v in (settings or {}).items()
                 if k not in ("run_id", "data_yaml", "model", "run_dir")}

@@ -29,14 +29,23 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     release()
 
 
-def add_version(project_id: int, name: str, path: Path | None) -> int:
-    """A dataset_versions row as the dataset module leaves it after materialising."""
+def add_version(data_dir: Path, project_id: int, name: str, files: bool = True, **layout: int) -> int:
+    """A dataset version as app.datasets leaves it: a row, and versions/<project>/<id>/data.yaml."""
     with connect() as cur:
         row = cur.execute(
-            "INSERT INTO dataset_versions (project_id, name, classes, path) VALUES (?, ?, ?, ?) RETURNING id",
-            [project_id, name, json.dumps(["person"]), None if path is None else str(path)],
+            "INSERT INTO dataset_versions (project_id, name, classes) VALUES (?, ?, ?) RETURNING id",
+            [project_id, name, json.dumps([{"index": 0, "name": "person"}])],
         ).fetchone()
-    return int(row[0])
+        version_id = int(row[0])
+        if files:
+            root = data_dir / "versions" / str(project_id) / str(version_id)
+            build_yolo_dataset(root, **layout)
+            cur.execute("UPDATE dataset_versions SET path = ? WHERE id = ?", [str(root), version_id])
+    return version_id
+
+
+def version_root(data_dir: Path, project_id: int, version_id: int) -> Path:
+    return data_dir / "versions" / str(project_id) / str(version_id)
 
 
 def job_of(run_id: int, params: dict, project_id: int) -> dict:
@@ -45,9 +54,8 @@ def job_of(run_id: int, params: dict, project_id: int) -> dict:
 
 def test_run_is_trained_recorded_listed_and_deleted(data_dir: Path) -> None:
     project = create_project("reg", ["person"])
-    root = data_dir / "versions" / str(project.id) / "v1"
-    build_yolo_dataset(root, train=4, val=2)
-    version_id = add_version(project.id, "v1", root)  # a folder holding data.yaml
+    version_id = add_version(data_dir, project.id, "v1", train=4, val=2)
+    root = version_root(data_dir, project.id, version_id)
 
     run_id, params = registry.create_run(project.id, version_id, "yolo26n", SETTINGS, author="ann")
     assert params["run_dir"] == str(data_dir / "runs" / str(run_id))
@@ -83,9 +91,7 @@ def test_run_is_trained_recorded_listed_and_deleted(data_dir: Path) -> None:
 
 def test_failed_run_keeps_no_files(data_dir: Path) -> None:
     project = create_project("fail", ["person"])
-    root = data_dir / "versions" / "v"
-    data_yaml = build_yolo_dataset(root, train=2, val=1)
-    version_id = add_version(project.id, "v", data_yaml)  # the data.yaml itself
+    version_id = add_version(data_dir, project.id, "v", train=2, val=1)
     run_id, params = registry.create_run(project.id, version_id, "yolo11n.yaml", SETTINGS)
     half_written = Path(params["run_dir"]) / "weights"
     half_written.mkdir(parents=True)
@@ -104,7 +110,7 @@ def test_failed_run_keeps_no_files(data_dir: Path) -> None:
 
 @pytest.mark.parametrize("case, error, message", [
     ("no_val", BadInput, "no validation images"),
-    ("no_files", BadInput, "no files yet"),
+    ("no_files", NotFound, "no data.yaml"),
     ("other_project", NotFound, "no dataset version"),
     ("bad_epochs", BadInput, "epochs"),
     ("offline_pretrained", BadInput, "train from scratch"),
@@ -113,14 +119,13 @@ def test_create_run_refuses(data_dir: Path, monkeypatch: pytest.MonkeyPatch, cas
                             message: str) -> None:
     project = create_project("refuse", ["person"])
     other = create_project("other")
-    root = data_dir / "versions" / "v"
-    build_yolo_dataset(root, train=2, val=1)
-    version_id = add_version(project.id, "v", root)
+    version_id = add_version(data_dir, project.id, "v", train=2, val=1)
+    root = version_root(data_dir, project.id, version_id)
     project_id, model, settings = project.id, "yolo26n", dict(SETTINGS)
     if case == "no_val":
         shutil.rmtree(root / "images" / "val")
     elif case == "no_files":
-        version_id = add_version(project.id, "empty", None)
+        version_id = add_version(data_dir, project.id, "empty", files=False)
     elif case == "other_project":
         project_id = other.id
     elif case == "bad_epochs":
