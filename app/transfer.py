@@ -99,8 +99,13 @@ def _unpack(path: Path, tmp: Path) -> Path:
     """The folder to read: the folder itself, or the zip extracted with the archive limits."""
     if path.is_dir():
         return path
+    if path.suffix.lower() in (".json", ".xml"):  # a bare annotation file (onto a video)
+        dest = tmp / "file"
+        dest.mkdir()
+        shutil.copyfile(path, dest / safe_filename(path.name, f"annotations{path.suffix.lower()}"))
+        return dest
     if not zipfile.is_zipfile(path):
-        raise BadInput(f"{path.name} is not a zip archive")
+        raise BadInput(f"{path.name} is not a zip archive (nor a .json or .xml annotation file)")
     from app.archive import safe_extract
 
     settings = get_settings()
@@ -454,7 +459,7 @@ def _version_datasets(cur, project_id: int, version_id: int,
         first = group.iloc[0]
         ds = out.setdefault(vid, Dataset(classes=classes, images=[], meta={
             "name": names.get(vid, f"video{vid}"), "video_id": vid}))
-        path = _version_image(settings, project_id, version_id, str(first["image"]), vid, idx)
+        path = _version_image(settings, version.get("path"), project_id, version_id, str(first["image"]), vid, idx)
         if path is None:
             missing.append(f"{first['image']}")
             continue
@@ -475,12 +480,13 @@ def _version_datasets(cur, project_id: int, version_id: int,
     return list(out.values()) or [Dataset(classes=classes, images=[])], missing
 
 
-def _version_image(settings, project_id: int, version_id: int, image: str, video_id: int,
+def _version_image(settings, folder: str | None, project_id: int, version_id: int, image: str, video_id: int,
                    idx: int) -> Path | None:
     """A version item's image: as recorded (absolute, or relative to the version folder or the
     data dir), else the frame store's frame it was taken from."""
     ref = Path(image)
     candidates = [ref] if ref.is_absolute() else [
+        *([Path(folder) / ref] if folder else []),
         settings.versions_dir / str(project_id) / str(version_id) / ref,
         settings.versions_dir / ref,
         settings.data_dir / ref,

@@ -275,3 +275,27 @@ def test_export_refuses_empty_and_unknown(data_dir, tmp_path):
     with pytest.raises(BadInput, match="unknown export format"):
         export_dataset(project.id, "darknet", tmp_path / "x.zip")
     assert not (tmp_path / "x.zip").exists()
+
+
+def test_export_frozen_version(traffic, tmp_path):
+    """A version exports its snapshot: its splits, its classes, boxes scaled to the shipped 960x540 frames."""
+    from app.datasets import create_version, version_items
+
+    project, video = traffic
+    if _counts(project.id)[3] == 0:  # run on its own: label the clip first
+        import_annotations(DATA / "cvat_coco_traffic" / "instances_default.json", project.id, "coco",
+                           video_id=video["id"])
+    version = create_version(project.id, f"v-{next(_names)}", split="blocks", val=0.2, block_size=15)
+    items = version_items(version["id"])
+    out = export_dataset(project.id, "yolo", tmp_path / "v.zip", version_id=version["id"])
+    frames = items[["video_id", "frame_idx"]].drop_duplicates()
+    assert out["images"] == len(frames) and out["boxes"] == int(items["x1"].notna().sum())
+    assert out["classes"] == version["names"] and out["missing_images"] == []
+    with zipfile.ZipFile(out["path"]) as zf:
+        names = zf.namelist()
+        assert {n.split("/")[1] for n in names if n.startswith("images/")} == set(items["split"])
+        row = items[items["x1"].notna()].iloc[0]
+        label = next(n for n in names if n.startswith(f"labels/{row['split']}/") and n.endswith(f"_{row['frame_idx']:06d}.txt"))
+        lines = zf.read(label).decode().splitlines()
+    cx = (row["x1"] + row["x2"]) / 2 / row["width"]
+    assert any(abs(float(line.split()[1]) - cx) < 1e-5 for line in lines)
