@@ -88,6 +88,8 @@ def _short(exc: BaseException) -> str:
 
 
 def _video_stream(container: Any, name: str) -> Any:
+    if not len(container.streams):
+        raise BadInput(f"{name}: not a readable video (no streams found: corrupt, truncated, or not a video file)")
     streams = container.streams.video
     if not streams:
         raise BadInput(f"{name}: contains no video stream (zero frames)")
