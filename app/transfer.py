@@ -19,6 +19,7 @@ import uuid
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
@@ -349,8 +350,62 @@ def _insert_annotations(cur, plan: _Plan, video_id: int, class_ids: dict[str, in
     }
 
 
+def import_upload(file_name: str, data: IO[bytes] | bytes, project_id: int, fmt: str, **options: object) -> dict:
+    """Import an uploaded file (bytes or a binary file object): stage it under the uploads folder
+    (refusing more than TPOD_MAX_UPLOAD_MB), import it, and remove it again whatever happens.
+    `options` are import_annotations' keywords; the image set is named after the file by default."""
+    settings = get_settings()
+    limit = settings.max_upload_mb * 1024 * 1024
+    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="upload-", dir=settings.uploads_dir) as tmp:
+        path = Path(tmp) / safe_filename(file_name, "upload.zip")
+        written = 0
+        with open(path, "wb") as out:
+            chunks = [bytes(data)] if isinstance(data, (bytes, bytearray, memoryview)) else iter(
+                lambda: data.read(4 * 1024 * 1024), b"")  # type: ignore[union-attr]
+            for chunk in chunks:
+                written += len(chunk)
+                if written > limit:
+                    raise TooLarge(f"{file_name}: larger than {settings.max_upload_mb} MB (limit TPOD_MAX_UPLOAD_MB)")
+                out.write(chunk)
+        options.setdefault("name", Path(file_name).stem)
+        return import_annotations(path, project_id, fmt, **options)  # type: ignore[arg-type]
+
+
+def parse_class_map(text: str) -> dict[str, str]:
+    """`source -> class` (or `source = class`) lines into a mapping; blank lines ignored."""
+    out: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        sep = "->" if "->" in line else "=" if "=" in line else None
+        if sep is None:
+            raise BadInput(f"class map line {n}: write 'source label -> project class'")
+        src, dst = (part.strip() for part in line.split(sep, 1))
+        if not src or not dst:
+            raise BadInput(f"class map line {n}: both sides are needed")
+        out[src] = dst
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Export
+
+
+def export_for_download(project_id: int, fmt: str, *, version_id: int | None = None,
+                        video_ids: Sequence[int] | None = None) -> dict:
+    """export_dataset() into the exports folder under a descriptive name; adds "file_name"."""
+    settings = get_settings()
+    with connect() as cur:
+        project = project_sql.project_by_id(cur, project_id)
+        version = sql.version_row(cur, version_id) if version_id is not None else None
+    if project is None:
+        raise NotFound(f"no project {project_id}")
+    what = f"{project.name}-{version['name']}" if version else project.name
+    file_name = f"{safe_filename(what, 'dataset')}-{fmt}.zip"
+    report = export_dataset(project_id, fmt, settings.exports_dir / str(project_id) / file_name,
+                            version_id=version_id, video_ids=video_ids)
+    return {**report, "file_name": file_name}
 
 
 def export_dataset(project_id: int, fmt: str, out_zip: Path, *, version_id: int | None = None,

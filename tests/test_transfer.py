@@ -299,3 +299,33 @@ def test_export_frozen_version(traffic, tmp_path):
         lines = zf.read(label).decode().splitlines()
     cx = (row["x1"] + row["x2"]) / 2 / row["width"]
     assert any(abs(float(line.split()[1]) - cx) < 1e-5 for line in lines)
+
+
+def test_import_upload_and_export_for_download(data_dir, tmp_path):
+    from app.transfer import export_for_download, import_upload, parse_class_map
+
+    project = _project("up")
+    data = _coco_zip(tmp_path, _DOC).read_bytes()
+    report = import_upload("my set.zip", io.BytesIO(data), project.id, "coco",
+                           class_map=parse_class_map("zebra -> horse\n\n"))
+    assert report["video_name"] == "my set" and report["classes_created"] == ["horse"]
+    assert not any((data_dir / "uploads").rglob("*.zip"))  # the staged upload is gone
+    out = export_for_download(project.id, "voc")
+    assert out["file_name"].endswith("-voc.zip") and Path(out["path"]).is_file() and out["boxes"] == 1
+
+
+@pytest.mark.parametrize("text, expect", [
+    ("a -> b", {"a": "b"}), ("a = b\n c->d ", {"a": "b", "c": "d"}), ("", {}),
+])
+def test_parse_class_map(text, expect):
+    from app.transfer import parse_class_map
+
+    assert parse_class_map(text) == expect
+
+
+@pytest.mark.parametrize("text", ["just a label", "a -> ", " = b"])
+def test_parse_class_map_refuses(text):
+    from app.transfer import parse_class_map
+
+    with pytest.raises(BadInput):
+        parse_class_map(text)
