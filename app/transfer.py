@@ -588,3 +588,17 @@ def _zip_folder(folder: Path, out: Path) -> None:
                 stored = p.suffix.lower() in formats.IMAGE_EXTS
                 zf.write(p, p.relative_to(folder).as_posix(),
                          compress_type=zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
+
+
+def read_export(path: str | Path) -> bytes:
+    """The bytes of an archive export_for_download() wrote (only files under the exports folder)."""
+    settings = get_settings()
+    target = Path(path).resolve()
+    try:
+        target.relative_to(settings.exports_dir.resolve())
+    except ValueError:
+        raise BadInput(f"{target.name} is not an export of this tpod") from None
+    try:
+        return target.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"export {target.name} is gone; prepare it again") from None
