@@ -26,13 +26,24 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 
-# Hyperparameters a user may set, with the range Ultralytics accepts.
-HYPERPARAMETERS: dict[str, tuple[float, float]] = {
-    "lr0": (1e-6, 1.0), "lrf": (1e-4, 1.0), "momentum": (0.0, 0.999), "weight_decay": (0.0, 0.1),
-    "warmup_epochs": (0.0, 20.0), "mosaic": (0.0, 1.0), "fliplr": (0.0, 1.0), "hsv_h": (0.0, 1.0),
-    "hsv_s": (0.0, 1.0), "hsv_v": (0.0, 1.0), "degrees": (0.0, 180.0), "scale": (0.0, 0.95),
-    "translate": (0.0, 0.9),
+# Hyperparameters a user may set: (min, max, Ultralytics default, what it does).
+HYPERPARAMETERS: dict[str, tuple[float, float, float, str]] = {
+    "lr0": (1e-6, 1.0, 0.01, "initial learning rate (setting it or momentum switches the optimizer to SGD)"),
+    "lrf": (1e-4, 1.0, 0.01, "final learning rate as a fraction of lr0"),
+    "momentum": (0.0, 0.999, 0.937, "SGD momentum"),
+    "weight_decay": (0.0, 0.1, 0.0005, "L2 weight decay"),
+    "warmup_epochs": (0.0, 20.0, 3.0, "epochs of learning-rate warm-up"),
+    "mosaic": (0.0, 1.0, 1.0, "probability of 4-image mosaic augmentation"),
+    "fliplr": (0.0, 1.0, 0.5, "probability of a horizontal flip"),
+    "hsv_h": (0.0, 1.0, 0.015, "hue jitter (fraction)"),
+    "hsv_s": (0.0, 1.0, 0.7, "saturation jitter (fraction)"),
+    "hsv_v": (0.0, 1.0, 0.4, "brightness jitter (fraction)"),
+    "degrees": (0.0, 180.0, 0.0, "rotation range (+/- degrees)"),
+    "scale": (0.0, 0.95, 0.5, "scale jitter (+/- gain)"),
+    "translate": (0.0, 0.9, 0.1, "translation jitter (+/- fraction)"),
 }
+# Ultralytics' optimizer=auto ignores lr0 and momentum: a user who sets them gets SGD, which uses both.
+SGD_KEYS = ("lr0", "momentum")
 DEFAULTS: dict[str, Any] = {"pretrained": True, "epochs": 50, "imgsz": 640, "batch": -1, "patience": 20,
                             "device": "auto", "hyp": {}}
 CPU_BATCH = 8  # "auto" batch on CPU: AutoBatch measures CUDA memory only
@@ -157,7 +168,7 @@ def clean_params(params: dict[str, Any]) -> dict[str, Any]:
     for key in hyp:
         if key not in HYPERPARAMETERS:
             raise BadInput(f"unknown hyperparameter {key!r}: use {', '.join(HYPERPARAMETERS)}")
-        hyp[key] = _number(hyp, key, float, *HYPERPARAMETERS[key])
+        hyp[key] = _number(hyp, key, float, *HYPERPARAMETERS[key][:2])
     p["hyp"] = hyp
     return p
 
@@ -401,6 +412,8 @@ def run_training(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
         project=str(run_dir.parent), name=run_dir.name, exist_ok=True, plots=False, verbose=False,
         seed=0, **p["hyp"],
     )
+    if any(k in p["hyp"] for k in SGD_KEYS):
+        train_args["optimizer"] = "SGD"
     log.info("training run %s: %s on %s, %s", p["run_id"], choice["load"], device, train_args)
     try:
         with _no_amp_download(device):
