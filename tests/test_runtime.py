@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -132,9 +133,26 @@ def test_second_process_cannot_open_while_held_then_can(data_dir: Path) -> None:
         out = subprocess.run([sys.executable, "-c", code, str(data_dir / "tpod.duckdb")], capture_output=True,
                              text=True, timeout=60).stdout.strip()
         assert out == "locked"
-    # after the keep-alive, the CLI (another process) can work while this process keeps running
-    result = subprocess.run([sys.executable, "-m", "app", "project", "create", "from-cli", "--json"],
-                            cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    # the CLI (another process) gets in while this process keeps working (a labeler clicking)
+    import threading
+
+    stop = threading.Event()
+    units = []
+
+    def labeler() -> None:
+        while not stop.is_set():
+            units.append(len(projects.list_projects()))
+            time.sleep(0.1)
+
+    t = threading.Thread(target=labeler)
+    t.start()
+    try:
+        result = subprocess.run([sys.executable, "-m", "app", "project", "create", "from-cli", "--json"],
+                                cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=120)
+    finally:
+        stop.set()
+        t.join()
+    assert len(units) > 3 and units[-1] == 2  # this process kept working and saw the CLI's project
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["name"] == "from-cli"
     assert {p.name for p in projects.list_projects()} == {"held", "from-cli"}
