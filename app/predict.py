@@ -38,7 +38,8 @@ def prepare_yolo(data_dir: Path | None = None) -> None:
     prepare_offline(Path(data_dir) if data_dir else None)
 
 
-def _check_weights_file(path: Path) -> None:
+def check_weights_file(path: Path) -> None:
+    """Refuse, cheaply and before torch loads it, a file that cannot be YOLO weights."""
     if not path.exists():
         raise NotFound(f"weights file {path} does not exist")
     if path.suffix.lower() != ".pt":
@@ -54,7 +55,7 @@ def load_model(path: str | Path) -> Any:
     Models are cached per (path, mtime) so a page preview or a job reuses a loaded model.
     """
     path = Path(path)
-    _check_weights_file(path)
+    check_weights_file(path)
     key = (str(path.resolve()), path.stat().st_mtime)
     with _models_lock:
         if key in _models:
@@ -79,7 +80,8 @@ def model_classes(path: str | Path) -> list[str]:
     return [str(names[i]) for i in sorted(names)]
 
 
-def _device(device: str | None) -> str:
+def pick_device(device: str | None) -> str:
+    """The Ultralytics device for a request ("auto"/None: the first GPU when there is one, else CPU)."""
     device = device or get_settings().device
     if device in ("", "auto"):
         import torch
@@ -115,7 +117,7 @@ def predict_frames(model_path: str | Path, frames: list[np.ndarray], *, conf: fl
     if not 0.0 <= conf <= 1.0:
         raise BadInput(f"confidence {conf} must be between 0 and 1")
     model = load_model(model_path)
-    dev = _device(device)
+    dev = pick_device(device)
     out: list[list[Box]] = []
     for start in range(0, len(frames), max(1, batch)):
         chunk = frames[start:start + batch]
