@@ -31,8 +31,16 @@ from app.names import clean_name, safe_filename
 from app.settings import MB, Settings, get_settings
 from app.store import videos as sql
 from app.store.db import connect
-from app.video import (IMAGE_EXTS, VIDEO_EXTS, IngestCancelled, decode_to_store, images_to_store,
-                       is_image_name, is_video_name, probe)
+from app.video import (
+    IMAGE_EXTS,
+    VIDEO_EXTS,
+    IngestCancelled,
+    decode_to_store,
+    images_to_store,
+    is_image_name,
+    is_video_name,
+    probe,
+)
 
 log = logging.getLogger(__name__)
 
@@ -382,6 +390,12 @@ def record_ingest(job: dict, result: dict) -> None:
     settings = get_settings()
     if result.get("state") == "cancelled":
         _remove_videos([vid], settings, job_id=job.get("id"))
+        return
+    with connect() as cur:
+        gone = sql.video_by_id(cur, vid) is None
+    if gone:
+        log.info("video %d was deleted while it was ingested; removing its files", vid)
+        _remove_files(vid, settings)
         return
     meta = framestore.meta(vid, settings.data_dir)
     frames = _frames_frame(vid, meta)
