@@ -211,6 +211,14 @@ def draw_boxes(img: np.ndarray, boxes: Iterable[Box]) -> np.ndarray:
     return out
 
 
+def preview_image(model_path: str | Path, path: str | Path, *, conf: float = 0.25, imgsz: int = 640,
+                  device: str | None = None) -> tuple[np.ndarray, list[Box]]:
+    """An image file with the model's boxes drawn (RGB array, for st.image) and the boxes."""
+    img = _read_image(Path(path))
+    boxes = predict_frames(model_path, [img], conf=conf, imgsz=imgsz, device=device)[0]
+    return draw_boxes(img, boxes)[:, :, ::-1].copy(), boxes
+
+
 class H264Writer:
     """Writes BGR frames to a browser-playable mp4: H.264 (libx264), yuv420p, moov atom first."""
 
