@@ -13,10 +13,12 @@ FORMAT_NAMES = {
     "cvat": "CVAT XML 1.1 (for video or for images)",
     "coco": "COCO detection JSON",
     "yolo": "YOLO (Ultralytics data.yaml, or darknet obj.data)",
+    "yolo-out": "YOLO (Ultralytics: data.yaml, images/, labels/)",
     "voc": "Pascal VOC XML",
     "cvat-video": "CVAT for video 1.1 XML (tracks)",
 }
 NEW_SET = 0
+CURRENT = 0
 
 ctx = page_setup("Import / Export", require_project=True)
 project = ctx.project
@@ -85,27 +87,31 @@ with tab_in:
         show_report(ss["transfer.report"])
 
 with tab_out:
-    out_fmt = st.selectbox("Format", transfer.EXPORT_FORMATS, format_func=FORMAT_NAMES.get, key="transfer.out_format")
-    version_ids = [None, *[v["id"] for v in versions]]
+    out_fmt = st.selectbox("Format", transfer.EXPORT_FORMATS, key="transfer.out_format",
+                           format_func=lambda f: FORMAT_NAMES["yolo-out" if f == "yolo" else f])
+    version_ids = [CURRENT, *[v["id"] for v in versions]]
     version_label = {v["id"]: v["name"] for v in versions}
     version = st.selectbox(
         "What", version_ids, key="transfer.version",
-        format_func=lambda v: "current labels (every labeled frame)" if v is None else f"dataset version “{version_label[v]}”",
+        format_func=lambda v: "current labels (every labeled frame)" if v == CURRENT else f"dataset version “{version_label[v]}”",
     )
     chosen: list[int] | None = None
-    if version is None and video_names:
+    if version == CURRENT and video_names:
         picked = st.multiselect("Videos (all when empty)", list(video_names), format_func=video_names.get,
                                 key="transfer.videos")
         chosen = picked or None
+    wanted = (project.id, out_fmt, version, tuple(chosen or ()))
     if st.button("Prepare export", type="primary", key="transfer.export"):
         try:
             with st.spinner("Writing the archive…"):
-                ss["transfer.export_report"] = transfer.export_for_download(
-                    project.id, out_fmt, version_id=version, video_ids=chosen)
+                report = transfer.export_for_download(project.id, out_fmt, version_id=version or None,
+                                                      video_ids=chosen)
+            ss["transfer.export_report"] = (wanted, report)
         except TpodError as exc:
             ss.pop("transfer.export_report", None)
             show_error(exc)
-    done = ss.get("transfer.export_report")
+    prepared = ss.get("transfer.export_report")
+    done = prepared[1] if prepared and prepared[0] == wanted else None  # only for the choices shown
     if done:
         st.write(f"{done['images']} images, {done['boxes']} boxes, {done['tracks']} tracks, "
                  f"{len(done['classes'])} classes · {done['bytes'] / 1e6:.1f} MB")
