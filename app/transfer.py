@@ -280,8 +280,6 @@ def _commit(plan: _Plan, ds: Dataset, project_id: int, video: dict | None, label
                     assert video is not None
                     vid, video_name = int(video["id"]), video["name"]
                 counts = _insert_annotations(cur, plan, vid, class_ids, author)
-                sql.insert_edit(cur, project_id, vid, author, "import",
-                                {"format": fmt, "boxes": counts["boxes"], "tracks": counts["tracks"]})
                 if staging is not None:
                     dest = framestore.video_dir(vid)
                     if dest.exists():

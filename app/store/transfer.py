@@ -103,13 +103,6 @@ def insert_boxes(cur: Cur, df: pd.DataFrame) -> None:
     _insert_df(cur, "boxes", df)
 
 
-def insert_edit(cur: Cur, project_id: int, video_id: int, author: str | None, action: str, payload: dict) -> None:
-    cur.execute(
-        "INSERT INTO edits (project_id, video_id, author, action, payload) VALUES (?, ?, ?, ?, ?)",
-        [project_id, video_id, author, action, json.dumps(payload)],
-    )
-
-
 def boxes_for_export(cur: Cur, video_ids: Sequence[int], *, with_outside: bool) -> pd.DataFrame:
     """Boxes of the given videos with their class name, ordered by video, frame, track."""
     ids = pd.DataFrame({"video_id": [int(v) for v in video_ids]}, dtype="int64")
