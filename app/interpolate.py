@@ -1,0 +1,117 @@
+"""Boxes between two keyframes: linear interpolation, and tracker fill with a fallback.
+
+`interpolate` is CVAT's default for a track's frames between keyframes. `fill_between` tracks
+forward from the first keyframe and backward from the second, corrects each direction's drift
+with what it reached at the far keyframe, blends the two by distance, and falls back to
+interpolation where neither direction holds. benchmarks/bench_effort.py measures how many manual
+boxes each costs a simulated annotator on real sequences.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from app.domain import Box, iou
+from app.errors import BadInput
+from app.tracking import DEFAULT_TRACKER, propagate_many
+
+# The two directions count as agreeing on a frame above this IoU; then both are blended.
+AGREE_IOU = 0.5
+# A direction's drift is corrected towards the far keyframe only when it ended near it: a track
+# that reached the far end on the wrong object would be dragged across the frame.
+REACH_IOU = 0.3
+
+
+def _check_pair(a: Box, b: Box) -> None:
+    if b.frame <= a.frame:
+        raise BadInput(f"keyframes out of order: frame {a.frame} then frame {b.frame}")
+
+
+def _lerp(a: Box, b: Box, t: float) -> tuple[float, float, float, float]:
+    return (
+        a.x1 + (b.x1 - a.x1) * t,
+        a.y1 + (b.y1 - a.y1) * t,
+        a.x2 + (b.x2 - a.x2) * t,
+        a.y2 + (b.y2 - a.y2) * t,
+    )
+
+
+def interpolate(a: Box, b: Box) -> list[Box]:
+    """Linear interpolation of xyxy for every frame strictly between a.frame and b.frame."""
+    _check_pair(a, b)
+    n = b.frame - a.frame
+    return [
+        Box(*_lerp(a, b, k / n), frame=a.frame + k, label=a.label, track_id=a.track_id,
+            source="interpolated", class_id=a.class_id)
+        for k in range(1, n)
+    ]
+
+
+def _xyxy(b: Box) -> np.ndarray:
+    return np.array([b.x1, b.y1, b.x2, b.y2], dtype=float)
+
+
+def fill_between(
+    get_frame: Callable[[int], np.ndarray],
+    a: Box,
+    b: Box,
+    *,
+    tracker: str = DEFAULT_TRACKER,
+    scale: float = 1.0,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[Box]:
+    """Boxes for the frames strictly between keyframes a and b, from trackers run both ways.
+
+    Forward from a and backward from b (each ending early on tracker failure, the box leaving
+    the frame or forward-backward drift). A direction that reached the far keyframe close to it
+    has its drift spread linearly over the span and removed. On each frame: both directions
+    agreeing are blended with weights by distance to their keyframe; disagreeing, the one
+    nearer its own keyframe wins; one alone is used as is; none gives the linear interpolation.
+    Returns source="tracked" boxes in frame order (only what was done if should_stop fires).
+    """
+    _check_pair(a, b)
+    n = b.frame - a.frame
+    if n < 2:
+        return []
+    lin = interpolate(a, b)
+    key = 0  # one track at a time: the caller's track id may be None
+    fwd = propagate_many(get_frame, [a.moved(track_id=key)], a.frame, b.frame,
+                         tracker=tracker, scale=scale, should_stop=should_stop)[key]
+    if should_stop is not None and should_stop():
+        return []
+    bwd = propagate_many(get_frame, [b.moved(track_id=key)], b.frame, a.frame,
+                         tracker=tracker, scale=scale, should_stop=should_stop)[key]
+    if should_stop is not None and should_stop():
+        return []
+    f = {x.frame: _xyxy(x) for x in fwd}
+    g = {x.frame: _xyxy(x) for x in bwd}
+    # Drift at the far end, spread linearly: zero at the own keyframe, all of it at the far one.
+    f_err = _xyxy(b) - f[b.frame] if b.frame in f and iou(tuple(f[b.frame]), b) >= REACH_IOU else None
+    g_err = _xyxy(a) - g[a.frame] if a.frame in g and iou(tuple(g[a.frame]), a) >= REACH_IOU else None
+    out: list[Box] = []
+    for k in range(1, n):
+        fr = a.frame + k
+        wf = (n - k) / n  # weight of the forward track: 1 next to a, 0 next to b
+        fb = f.get(fr)
+        gb = g.get(fr)
+        if fb is not None and f_err is not None:
+            fb = fb + f_err * (k / n)
+        if gb is not None and g_err is not None:
+            gb = gb + g_err * ((n - k) / n)
+        if fb is not None and gb is not None:
+            if iou(tuple(fb), tuple(gb)) >= AGREE_IOU:
+                xyxy = wf * fb + (1 - wf) * gb
+            else:
+                xyxy = fb if wf >= 0.5 else gb
+        elif fb is not None:
+            xyxy = fb
+        elif gb is not None:
+            xyxy = gb
+        else:
+            out.append(lin[k - 1].moved(source="tracked"))
+            continue
+        x1, y1, x2, y2 = (float(v) for v in xyxy)
+        out.append(Box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2), frame=fr, label=a.label,
+                       track_id=a.track_id, source="tracked", class_id=a.class_id))
+    return out
