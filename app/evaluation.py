@@ -17,7 +17,6 @@ import numpy as np
 import yaml
 
 from app.errors import BadInput, NotFound
-from app.settings import get_settings
 from app.store.db import connect
 
 log = logging.getLogger(__name__)
@@ -26,16 +25,6 @@ SPLITS = ("val", "test")
 CURVE_POINTS = 101  # Ultralytics samples curves at 1000 points; a chart needs far fewer
 CONFUSION_CONF = 0.25  # detections below this do not count in the confusion matrix (Ultralytics' default)
 CONFUSION_IOU = 0.45
-
-
-def _data_yaml(version: dict[str, Any]) -> Path:
-    raw = version.get("path")
-    if not raw:
-        raise BadInput(f"dataset version {version['name']!r} has no files yet: materialise it first")
-    path = Path(raw)
-    if not path.is_absolute():
-        path = get_settings().data_dir / path
-    return path if path.suffix in (".yaml", ".yml") else path / "data.yaml"
 
 
 def _yaml_names(data: dict[str, Any]) -> list[str]:
@@ -48,20 +37,17 @@ def _yaml_names(data: dict[str, Any]) -> list[str]:
 def evaluation_params(model_id: int, version_id: int, split: str = "val", *, imgsz: int | None = None,
                       device: str | None = None) -> dict[str, Any]:
     """Checked, JSON-able params for an "evaluate" job (for app.jobstate.submit)."""
+    from app.datasets import get_version, version_data_yaml
     from app.prelabel import model_class_names
     from app.registry import get_model
-    from app.store import registry as sql
 
     if split not in SPLITS:
         raise BadInput(f"split {split!r}: use one of {', '.join(SPLITS)}")
     model = get_model(int(model_id))
-    with connect() as cur:
-        version = sql.version_row(cur, int(version_id))
-    if version is None:
-        raise NotFound(f"no dataset version {version_id}")
+    version = get_version(int(version_id))
     if not Path(model["path"]).is_file():
         raise NotFound(f"model {model['name']!r}: weights file {model['path']} is missing")
-    data_yaml = _data_yaml(version)
+    data_yaml = version_data_yaml(int(version_id))
     try:
         data = yaml.safe_load(data_yaml.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -140,10 +126,10 @@ def run_evaluation(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
 
     data_dir = Path(ctx.data_dir)
     prepare_yolo(data_dir)
-    from app.predict import _check_weights_file, _device
+    from app.predict import check_weights_file, pick_device
 
     path = Path(params["model_path"])
-    _check_weights_file(path)
+    check_weights_file(path)
     from ultralytics import YOLO
 
     ctx.report(done=0, total=1, message=f"evaluating on {params['split']}")
@@ -163,7 +149,7 @@ def run_evaluation(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     started = time.monotonic()
     try:
         metrics = model.val(data=str(params["data_yaml"]), split=params["split"], imgsz=int(params["imgsz"]),
-                            batch=8, device=_device(params.get("device")), workers=0, plots=False,
+                            batch=8, device=pick_device(params.get("device")), workers=0, plots=False,
                             verbose=False, project=str(save_dir.parent), name=save_dir.name, exist_ok=True,
                             validator=_validator_class())
     except FileNotFoundError as exc:

@@ -35,16 +35,6 @@ COLUMNS = ["frame_idx", "track", "label", "x1", "y1", "x2", "y2", "confidence"]
 # ---------------------------------------------------------------------------- web side: params
 
 
-def _model(model_id: int) -> dict[str, Any]:
-    from app.store import registry as model_sql
-
-    with connect() as cur:
-        row = model_sql.model_by_id(cur, int(model_id))
-    if row is None:
-        raise NotFound(f"no model {model_id}")
-    return row
-
-
 def model_class_names(model: dict[str, Any]) -> list[str]:
     """A model row's classes in index order (loading the weights when the row lacks them)."""
     classes = model.get("classes")
@@ -81,7 +71,9 @@ def prelabel_params(model_id: int, video_id: int, *, conf: float = 0.25, create_
 
     if not 0.0 < conf < 1.0:
         raise BadInput(f"confidence {conf} must be between 0 and 1")
-    model = _model(model_id)
+    from app.registry import get_model
+
+    model = get_model(int(model_id))
     with connect() as cur:
         video = sql.video_row(cur, int(video_id))
         if video is None:

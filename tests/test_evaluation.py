@@ -20,17 +20,21 @@ def weights() -> Path:
     return tiny_model()
 
 
-def _version(project_id: int, root: Path, name: str = "v1") -> int:
-    data_yaml = build_dataset(root)
+def _version(project_id: int, data_dir: Path, name: str = "v1") -> int:
+    """A dataset version row and its files where app.datasets puts them (versions/<project>/<id>)."""
     with connect() as cur:
-        return int(cur.execute(
-            "INSERT INTO dataset_versions (project_id, name, path, classes) VALUES (?, ?, ?, ?) RETURNING id",
-            [project_id, name, str(data_yaml.parent), json.dumps(["person"])]).fetchone()[0])
+        vid = int(cur.execute(
+            "INSERT INTO dataset_versions (project_id, name, classes) VALUES (?, ?, ?) RETURNING id",
+            [project_id, name, json.dumps([{"name": "person"}])]).fetchone()[0])
+        root = data_dir / "versions" / str(project_id) / str(vid)
+        build_dataset(root)
+        cur.execute("UPDATE dataset_versions SET path = ? WHERE id = ?", [str(root), vid])
+    return vid
 
 
 def test_evaluate_val_and_test_then_record(data_dir: Path, weights: Path) -> None:
     project = create_project("p", ["person"])
-    version_id = _version(project.id, data_dir / "versions" / "v1")
+    version_id = _version(project.id, data_dir)
     model_id = add_model_row(project.id, weights, ["person"], version_id=version_id)
 
     for split, frames in (("val", VAL_FRAMES), ("test", TEST_FRAMES)):
@@ -63,14 +67,14 @@ def test_evaluate_val_and_test_then_record(data_dir: Path, weights: Path) -> Non
 
 def test_evaluation_refuses_bad_requests(data_dir: Path, weights: Path) -> None:
     project = create_project("p", ["person"])
-    version_id = _version(project.id, data_dir / "versions" / "v1")
+    version_id = _version(project.id, data_dir)
     model_id = add_model_row(project.id, weights, ["person"])
     with pytest.raises(BadInput, match="split 'train'"):
         evaluation_params(model_id, version_id, "train")
     other = add_model_row(project.id, weights, ["car"], name="cars")
     with pytest.raises(BadInput, match=r"knows classes \[car\] but version 'v1' has \[person\]"):
         evaluation_params(other, version_id, "val")
-    (data_dir / "versions" / "v1" / "data.yaml").write_text("path: x\ntrain: images/train\nval: images/val\n"
+    (data_dir / "versions" / str(project.id) / str(version_id) / "data.yaml").write_text("path: x\ntrain: images/train\nval: images/val\n"
                                                             "names:\n  0: person\n")
     with pytest.raises(BadInput, match="no test split"):
         evaluation_params(model_id, version_id, "test")
