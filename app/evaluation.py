@@ -11,13 +11,16 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
 
 from app.errors import BadInput, NotFound
 from app.store.db import connect
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -181,3 +184,37 @@ def evaluations(model: dict[str, Any]) -> list[dict[str, Any]]:
     """A model row's recorded evaluations, newest first."""
     items = (model.get("metrics") or {}).get("evaluations") or []
     return list(reversed([e for e in items if isinstance(e, dict)]))
+
+
+def pr_frame(evaluation: dict[str, Any]) -> pd.DataFrame:
+    """The PR curves of an evaluation as long rows (class, recall, precision) for a chart."""
+    import pandas as pd
+
+    curve = evaluation.get("pr_curve") or {}
+    recall = curve.get("recall") or []
+    rows = [(name, r, p) for name, values in (curve.get("precision") or {}).items()
+            for r, p in zip(recall, values)]
+    return pd.DataFrame(rows, columns=["class", "recall", "precision"])
+
+
+def confusion_frame(evaluation: dict[str, Any]) -> pd.DataFrame:
+    """The confusion matrix as long rows (predicted, true, count, share of the true class)."""
+    import pandas as pd
+
+    cm = evaluation.get("confusion") or {}
+    labels, matrix = cm.get("labels") or [], np.asarray(cm.get("matrix") or [], dtype=float)
+    if matrix.size == 0:
+        return pd.DataFrame(columns=["predicted", "true", "count", "share"])
+    totals = matrix.sum(axis=0)
+    rows = [(labels[i], labels[j], int(matrix[i, j]), float(matrix[i, j] / totals[j]) if totals[j] else 0.0)
+            for i in range(len(labels)) for j in range(len(labels))]
+    return pd.DataFrame(rows, columns=["predicted", "true", "count", "share"])
+
+
+def per_class_frame(evaluation: dict[str, Any]) -> pd.DataFrame:
+    """Per-class precision / recall / AP50 / AP50-95 / instances of an evaluation."""
+    import pandas as pd
+
+    per = evaluation.get("per_class") or {}
+    return pd.DataFrame([{"class": k, **v} for k, v in per.items()],
+                        columns=["class", "precision", "recall", "ap50", "ap50_95", "instances"])

@@ -320,4 +320,60 @@ def record_export_model(job: dict[str, Any], result: dict[str, Any]) -> None:
 def exports_of(model: dict[str, Any]) -> list[dict[str, Any]]:
     """A model row's recorded exports whose zip still exists, newest first."""
     items = (model.get("params") or {}).get("exports") or []
-    return [e for e in reversed(items) if isinstance(e, dict) and e.get("path") and Path(e["path"]).is_file()]
+    return [{**e, "file_name": Path(e["path"]).name} for e in reversed(items)
+            if isinstance(e, dict) and e.get("path") and Path(e["path"]).is_file()]
+
+
+def read_export(path: str | Path) -> bytes:
+    """The bytes of an export zip (only files under the exports dir are served)."""
+    from app.settings import get_settings
+
+    path = Path(path).resolve()
+    root = get_settings().exports_dir.resolve()
+    if root not in path.parents or path.suffix != ".zip":
+        raise BadInput(f"{path.name} is not an export of this server")
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise NotFound(f"export {path.name} was removed") from None
+
+
+def import_model(project_id: int, filename: str, data: bytes, *, name: str | None = None,
+                 author: str | None = None) -> int:
+    """Register an uploaded Ultralytics .pt as a model of the project; returns its id.
+
+    Loading a .pt unpickles it, which can run code: allowed only when login is configured
+    (the page also requires a signed-in user).
+    """
+    import uuid
+
+    from app.errors import PermissionDenied, TooLarge
+    from app.names import clean_name
+    from app.predict import load_model
+    from app.settings import get_settings
+    from app.store import registry as model_sql
+
+    settings = get_settings()
+    if not settings.auth_enabled:
+        raise PermissionDenied("uploading .pt weights needs login to be configured (a .pt file can run code)")
+    if len(data) > settings.max_upload_mb * 1024 * 1024:
+        raise TooLarge(f"{filename} is over the {settings.max_upload_mb} MB upload limit")
+    if not filename.lower().endswith(".pt"):
+        raise BadInput(f"{filename}: upload an Ultralytics .pt weights file")
+    folder = settings.weights_dir / "uploaded" / str(int(project_id))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex[:8]}-{safe_filename(filename, 'model.pt')}"
+    path.write_bytes(data)
+    try:
+        model = load_model(path)
+        classes = [str(model.names[i]) for i in sorted(model.names)]
+        args = (getattr(model, "ckpt", None) or {}).get("train_args") or {}
+        imgsz = args.get("imgsz") if isinstance(args.get("imgsz"), int) else 640
+        label = clean_name(name or Path(filename).stem, "model name")
+        with connect() as cur:
+            return model_sql.insert_model(cur, int(project_id), None, None, label,
+                                          Path(str(args.get("model") or "uploaded")).stem, str(path), classes,
+                                          {}, {"imgsz": imgsz, "uploaded_by": author, "source": filename})
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise

@@ -325,3 +325,52 @@ def render_preview(model_path: str | Path, source: int | str | Path, out_mp4: st
                 log.debug("closing a failed preview writer", exc_info=True)
         tmp.unlink(missing_ok=True)
     return out_mp4
+
+
+PREVIEW_KEEP = 20  # rendered clips kept under <data_dir>/previews (oldest removed first)
+
+
+def _prune_previews(folder: Path, keep: int = PREVIEW_KEEP) -> None:
+    clips = sorted(folder.glob("*.mp4"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in clips[keep:]:
+        old.unlink(missing_ok=True)
+
+
+def preview(model_path: str | Path, *, video_id: int | None = None, upload: tuple[str, bytes] | None = None,
+            start: int = 0, end: int | None = None, conf: float = 0.25, imgsz: int = 640,
+            device: str | None = None) -> dict[str, Any]:
+    """What the Models page shows: the model run on frames [start, end) of a project video, or on
+    an uploaded image or video (name, bytes). Returns {"kind": "video", "path": mp4} or
+    {"kind": "image", "image": RGB array, "boxes": [...]}."""
+    import uuid
+
+    from app.errors import TooLarge
+    from app.names import safe_filename
+
+    settings = get_settings()
+    folder = settings.data_dir / "previews"
+    folder.mkdir(parents=True, exist_ok=True)
+    _prune_previews(folder)
+    out = folder / f"{uuid.uuid4().hex[:12]}.mp4"
+    if video_id is not None:
+        return {"kind": "video", "path": render_preview(model_path, int(video_id), out, start=start, end=end,
+                                                        conf=conf, imgsz=imgsz, device=device)}
+    if upload is None:
+        raise BadInput("choose a project video or upload an image or a video to preview")
+    name, data = upload
+    if len(data) > settings.max_upload_mb * 1024 * 1024:
+        raise TooLarge(f"{name} is over the {settings.max_upload_mb} MB upload limit")
+    suffix = Path(name).suffix.lower()
+    if suffix not in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
+        raise BadInput(f"{name}: upload an image ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                       f"or a video ({', '.join(sorted(VIDEO_SUFFIXES))})")
+    source = folder / f"upload-{uuid.uuid4().hex[:12]}-{safe_filename(name, 'upload' + suffix)}"
+    source.write_bytes(data)
+    try:
+        if suffix in IMAGE_SUFFIXES:
+            image, boxes = preview_image(model_path, source, conf=conf, imgsz=imgsz, device=device)
+            return {"kind": "image", "image": image, "boxes": boxes}
+        return {"kind": "video", "path": render_preview(model_path, source, out, start=start, end=end, conf=conf,
+                                                        imgsz=imgsz, device=device)}
+    finally:
+        source.unlink(missing_ok=True)
