@@ -15,7 +15,8 @@ from app.tracking import DEFAULT_TRACKER, TRACKERS
 from pages.components.canvas import frame_canvas
 from pages.components.common import page_setup, show_error
 
-MAX_W, MAX_H = 960, 600
+CANVAS_WIDTHS = (680, 800, 960, 1280)  # 680 fits next to the side panel in a 1400 px window
+MAX_H = 620
 ss = st.session_state
 
 ctx = page_setup("Label", require_project=True)
@@ -64,7 +65,7 @@ def _from_slider() -> None:
     _goto(ss["label.frame"])
 
 
-top = st.columns([3, 3, 2, 2])
+top = st.columns([3, 3, 1.2])
 vid_ids = [v["id"] for v in videos]
 if ss.get("label.video") not in vid_ids:
     ss["label.video"] = vid_ids[0]
@@ -82,11 +83,8 @@ if ss.get("label.class") not in class_ids:
 cls_id = top[1].radio("Class for new boxes", class_ids, key="label.class", horizontal=True,
                       format_func=lambda i: next(c.name for c in classes if c.id == i))
 cls = next(c for c in classes if c.id == cls_id)
-top[2].toggle("New box continues selected track", key="label.continue",
-              help="Off: each drawn box starts a new track. On: it becomes this frame's box of the track "
-                   "selected on the right (e.g. the object came back after an occlusion).")
-top[3].toggle("Filter to unreviewed", key="label.only_unreviewed",
-              help="Previous/next frame skip frames already marked reviewed.")
+max_w = top[2].selectbox("Canvas width", CANVAS_WIDTHS, key="label.canvas_w",
+                         help="Wider screens: pick a larger canvas (or collapse the sidebar).")
 
 frame = int(ss["label.frame"])
 try:
@@ -103,12 +101,12 @@ msg = ss.pop("label.msg", None)
 if msg:
     getattr(st, msg[0])(msg[1])
 
-left, right = st.columns([3, 1], gap="medium")
+left, right = st.columns([3, 1.1], gap="small")
 
 # ---- canvas -----------------------------------------------------------------------------------
 with left:
     W, H = int(video["width"] or 1), int(video["height"] or 1)
-    scale = min(MAX_W / W, MAX_H / H)
+    scale = min(max_w / W, MAX_H / H)
     cw, ch = round(W * scale), round(H * scale)
     colors = {c.id: c.color for c in classes}
     sig = json.dumps([video_id, frame, sel_track, cw,
@@ -125,6 +123,8 @@ with left:
     except TpodError as exc:
         show_error(exc)
         st.stop()
+    # Also keeps the canvas toolbar (it floats above the canvas) off the widgets above.
+    st.caption(f"{video['name']} · frame {frame} · {W}×{H} px shown at {scale:.0%}")
     json_data = frame_canvas(background=background, drawing=drawing, width=cw, height=ch, label=cls.name,
                              stroke=cls.color)
     if canvas.drawing_generation(json_data) == gen:
@@ -153,26 +153,28 @@ with left:
     st.caption("Drag on the frame to draw a box (class above). Turn on ✏️ **Edit** in the canvas toolbar to "
                "select, move, resize or delete boxes; everything is saved at once. Dashed = tracked/interpolated.")
 
-    nav = st.columns([1, 1, 1, 1, 1.2, 1.2, 1.2, 1.2, 1])
-    nav[0].button("−10", key="label.back10", on_click=_goto, args=(frame - 10,), shortcut="Shift+Left")
-    nav[1].button("Prev", key="label.prev", on_click=_step, args=(-1,), shortcut="Left")
-    nav[2].button("Next", key="label.next", on_click=_step, args=(1,), shortcut="Right")
-    nav[3].button("+10", key="label.fwd10", on_click=_goto, args=(frame + 10,), shortcut="Shift+Right")
-    nav[4].button("Prev key", key="label.prevkey", shortcut="Shift+K", help="Previous keyframe (of the selected track)",
+    bar = st.container(horizontal=True)
+    bar.button("−10", key="label.back10", on_click=_goto, args=(frame - 10,), shortcut="Shift+Left")
+    bar.button("Prev", key="label.prev", on_click=_step, args=(-1,), shortcut="Left")
+    bar.button("Next", key="label.next", on_click=_step, args=(1,), shortcut="Right")
+    bar.button("+10", key="label.fwd10", on_click=_goto, args=(frame + 10,), shortcut="Shift+Right")
+    bar.button("Prev key", key="label.prevkey", shortcut="Shift+K", help="Previous keyframe (of the selected track)",
                   on_click=lambda: _goto(labels.prev_keyframe(video_id, frame, sel_track)))
-    nav[5].button("Next key", key="label.nextkey", shortcut="K", help="Next keyframe (of the selected track)",
+    bar.button("Next key", key="label.nextkey", shortcut="K", help="Next keyframe (of the selected track)",
                   on_click=lambda: _goto(labels.next_keyframe(video_id, frame, sel_track)))
-    nav[6].button("Track start", key="label.nexttrack", shortcut="T", help="Next frame where a track starts",
+    bar.button("Track start", key="label.nexttrack", shortcut="T", help="Next frame where a track starts",
                   on_click=lambda: _goto(labels.next_track_start(video_id, frame)))
-    nav[7].button("Unlabeled", key="label.nextempty", shortcut="U", help="Next frame without boxes",
+    bar.button("Unlabeled", key="label.nextempty", shortcut="U", help="Next frame without boxes",
                   on_click=lambda: _goto(labels.next_unlabeled(video_id, frame)))
-    nav[8].button("Undo", key="label.undo", shortcut="Z", help="Undo your last change on this video")
-    nav2 = st.columns([5, 1.2, 1.3])
+    bar.button("Undo", key="label.undo", shortcut="Z", help="Undo your last change on this video")
+    nav2 = st.columns([5, 1.3])
     nav2[0].slider("Frame", 0, n - 1, key="label.frame", on_change=_from_slider, label_visibility="collapsed")
     nav2[1].number_input("Frame", 0, n - 1, key="label.frame_num", on_change=_from_number,
                          label_visibility="collapsed")
-    nav2[2].button("Unreviewed", key="label.nextunrev", shortcut="N", help="Next frame not marked reviewed",
+    bar.button("Unreviewed", key="label.nextunrev", shortcut="N", help="Next frame not marked reviewed",
                    on_click=lambda: _goto(labels.next_unreviewed(video_id, frame)))
+    bar.toggle("Only unreviewed", key="label.only_unreviewed",
+                  help="Prev/Next skip frames already marked reviewed.")
     statuses = labels.timeline(video_id)
     st.image(canvas.timeline_image(statuses, current=frame, reviewed=labels.reviewed_frames(video_id), width=cw),
              caption="Timeline: green manual · blue imported · orange tracked · yellow interpolated · "
@@ -191,11 +193,12 @@ with left:
 with right:
     st.markdown(f"**Frame {frame} / {n - 1}** · {len(view.boxes)} boxes · "
                 f"{'✅ reviewed' if view.reviewed else 'not reviewed'}")
-    rc = st.columns(2)
-    if rc[0].button("Reviewed ✓" if not view.reviewed else "Unreview", key="label.review", shortcut="M"):
+    if st.button("Mark reviewed" if not view.reviewed else "Unmark reviewed", key="label.review", shortcut="M",
+                 width="stretch"):
         labels.mark_frames_reviewed(video_id, [frame], not view.reviewed, author=ctx.user)
         st.rerun()
-    rc[1].button("Reviewed + next", key="label.review_next", shortcut="Shift+M", on_click=_review_and_next)
+    st.button("Reviewed, next frame", key="label.review_next", shortcut="Shift+M", on_click=_review_and_next,
+              width="stretch")
 
     st.subheader("Track", anchor=False, divider="gray")
     if view.boxes:
@@ -204,22 +207,25 @@ with right:
                      format_func=lambda t: f"#{t} {by_track[t].label} · {by_track[t].source}")
         tb = by_track[ss["label.track"]]
         tid = tb.track_id
-        ta = st.columns(2)
-        if ta[0].button("Delete box", key="label.del_box", help="Only this frame's box of the track"):
+        st.toggle("New box continues this track", key="label.continue",
+                  help="Off: each drawn box starts a new track. On: a box drawn on a frame where this track has "
+                       "none becomes its box (e.g. the object came back after an occlusion).")
+        acts = st.container(horizontal=True)
+        if acts.button("Delete box", key="label.del_box", help="Only this frame's box of the track"):
             try:
                 labels.delete_box(tb.id, ctx.user, expected_rev=view.revs.get(tb.id))
             except TpodError as exc:
                 ss["label.msg"] = ("error", str(exc))
             st.rerun()
-        if ta[1].button("End track here", key="label.end", help="Object is gone from this frame on"):
+        if acts.button("End here", key="label.end", help="The object is gone from this frame on: "
+                                                               "deletes the track's boxes here and later"):
             labels.end_track(tid, frame, ctx.user)
             st.rerun()
-        ta2 = st.columns(2)
-        if ta2[0].button("Interpolate", key="label.interp", help="Fill between this track's manual keyframes"):
+        if acts.button("Interpolate", key="label.interp", help="Fill between this track's manual keyframes"):
             k = labels.interpolate_track(tid, ctx.user)
             ss["label.msg"] = ("success", f"Interpolated {k} boxes on track #{tid}.")
             st.rerun()
-        if ta2[1].button("Delete track", key="label.del_track"):
+        if acts.button("Delete track", key="label.del_track"):
             k = labels.delete_track(tid, ctx.user)
             ss["label.msg"] = ("success", f"Deleted track #{tid} ({k} boxes). Undo brings it back.")
             st.rerun()

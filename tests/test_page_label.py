@@ -59,9 +59,9 @@ def test_page_renders_with_key_widgets(video, fake_canvas):
     assert at.slider(key="label.frame").value == 0
     # the canvas got the frame scaled to fit, the stored box in display pixels, the class as label
     call = fake_canvas.calls[-1]
-    assert (call["width"], call["height"], call["label"]) == (900, 600, "person")
+    assert (call["width"], call["height"], call["label"]) == (680, 453, "person")
     rect = call["drawing"]["objects"][1]
-    assert rect["label"].startswith("person #") and abs(rect["left"] - otb_gt(0)[0] * 2.5) < 0.01
+    assert rect["label"].startswith("person #") and abs(rect["left"] - otb_gt(0)[0] * 680 / 360) < 0.01
 
 
 def test_drawing_on_the_canvas_saves_a_box_and_navigation_moves(video, fake_canvas):
@@ -70,13 +70,14 @@ def test_drawing_on_the_canvas_saves_a_box_and_navigation_moves(video, fake_canv
     assert not at.exception, at.exception
     gen_mark = fake_canvas.calls[-1]["drawing"]["objects"][0]
     assert gen_mark["visible"] is False
-    # the 'user' drags a 100x50 display-px box: 40x20 original px at scale 2.5
-    fake_canvas.draw = [{"type": "LabeledRect", "left": 250, "top": 100, "width": 100, "height": 50,
+    # the 'user' drags a 85x34 display-px box: 45x18 original px at scale 680/360
+    fake_canvas.draw = [{"type": "LabeledRect", "left": 188.89, "top": 75.56, "width": 85, "height": 34,
                          "scaleX": 1, "scaleY": 1, "label": "person"}]
     at.run()
     assert not at.exception, at.exception
     [box] = labels.frame_boxes(vid, 0)
-    assert (box.x1, box.y1, box.x2, box.y2, box.source) == (100, 40, 140, 60, "manual")
+    assert [round(v, 1) for v in (box.x1, box.y1, box.x2, box.y2)] == [100, 40, 145, 58]
+    assert box.source == "manual"
     at.button(key="label.next").click().run()
     assert at.slider(key="label.frame").value == 1
     assert at.session_state["label.frame_num"] == 1
