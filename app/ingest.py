@@ -303,6 +303,21 @@ def start_ingest(queue: Any, project_id: int, files: list[tuple[str, Path]], *, 
     return job_ids
 
 
+def start_ingest_uploads(queue: Any, project_id: int, uploads: Sequence[tuple[str, IO[bytes] | bytes]], *,
+                         author: str | None = None, **opts: Any) -> list[str]:
+    """Stage uploaded files (name, bytes or binary file object) and start their ingest jobs
+    (the upload page's one call). Returns the job ids; on a refusal nothing is left behind."""
+    settings = get_settings()
+    staged: list[tuple[str, Path]] = []
+    try:
+        for name, data in uploads:
+            staged.append((name, stage_upload(name, data)))
+    except BaseException:
+        _discard_staged([p for _, p in staged], settings)
+        raise
+    return start_ingest(queue, project_id, staged, author=author, **opts)
+
+
 # ----------------------------------------------------------------------------- worker side
 
 
@@ -321,8 +336,7 @@ def run_ingest(params: dict, ctx: Any) -> dict:
     name = params.get("name") or sources[0].name
 
     def report(**progress: Any) -> None:
-        done, total = progress.get("done", 0), progress.get("total", 0)
-        ctx.report(message=f"{name}: frame {done} of ~{total}", **progress)
+        ctx.report(message=f"{name}: decoding", **progress)
 
     ctx.report(done=0, total=0, message=f"{name}: starting")
     try:
@@ -486,6 +500,25 @@ def thumbnails(video_id: int, n: int = 8) -> list[int]:
     if n == 1 or count == 1:
         return [0]
     return sorted({round(i * (count - 1) / (n - 1)) for i in range(min(n, count))})
+
+
+def thumbnail_strip(video_id: int, n: int = 8, height: int = 90) -> bytes:
+    """A JPEG strip of n frames spread over a ready video; built once, then kept in its frame
+    store folder (deleted with the video)."""
+    from app.video import make_strip
+
+    settings = get_settings()
+    indices = thumbnails(video_id, n)
+    if not indices:
+        raise NotFound(f"video {video_id} has no frames yet")
+    cached = framestore.video_dir(video_id, settings.data_dir) / f"strip_{n}_{height}.jpg"
+    if cached.exists():
+        return cached.read_bytes()
+    data = make_strip([framestore.frame_file(video_id, i, settings.data_dir) for i in indices], height)
+    tmp = cached.with_suffix(f".{uuid.uuid4().hex[:6]}.tmp")
+    tmp.write_bytes(data)
+    tmp.replace(cached)
+    return data
 
 
 def ingest_now(project_id: int, files: list[tuple[str, Path]], **opts: Any) -> list[dict]:

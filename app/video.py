@@ -223,8 +223,8 @@ class _Throttle:
         fps = done / elapsed
         total = max(self.total, done)
         eta = (total - done) / fps if fps > 0 else None
-        self.report(done=done, total=total, fps=round(fps, 1),
-                    eta=None if eta is None else round(eta, 1), **extra)
+        eta = None if eta is None else round(eta, 1)
+        self.report(done=done, total=total, fps=round(fps, 1), eta=eta, eta_s=eta, **extra)
 
 
 def _write_jpeg(path: Path, bgr: np.ndarray, quality: int) -> int:
@@ -547,6 +547,30 @@ def images_to_store(paths: Sequence[Path], out_dir: Path, *, names: Sequence[str
     summary = {k: v for k, v in meta.items() if k not in ("frames", "names", "sizes", "work_sizes")}
     summary.update(frame_count=len(paths), elapsed_s=round(elapsed, 3))
     return summary
+
+
+def make_strip(jpegs: Sequence[Path], height: int = 90, quality: int = 80) -> bytes:
+    """One JPEG holding small copies of the given frames side by side (a thumbnail strip)."""
+    import cv2
+
+    tiles = []
+    for path in jpegs:
+        # IMREAD_REDUCED_* decodes at 1/2, 1/4 or 1/8 size: a 1080p frame costs a few ms
+        img = cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_4)
+        if img is None:
+            continue
+        w = max(1, round(img.shape[1] * height / img.shape[0]))
+        tiles.append(cv2.resize(img, (w, height), interpolation=cv2.INTER_AREA))
+    if not tiles:
+        raise BadInput("no frames to make a thumbnail strip from")
+    gap = np.full((height, 4, 3), 255, np.uint8)
+    row = [tiles[0]]
+    for tile in tiles[1:]:
+        row += [gap, tile]
+    ok, buf = cv2.imencode(".jpg", np.hstack(row), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise BadInput("could not encode the thumbnail strip")
+    return buf.tobytes()
 
 
 def is_video_name(name: str) -> bool:
