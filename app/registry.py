@@ -157,8 +157,9 @@ def _live(run: dict[str, Any]) -> dict[str, Any]:
     if run["state"] not in TERMINAL and run.get("job_state"):
         run["state"] = run["job_state"] if run["job_state"] in ("queued", "running") else "finishing"
         run["progress"] = run.get("job_progress") or {}
-        if not run.get("history") and run["progress"].get("history"):
-            run["history"] = run["progress"]["history"]
+        live = run["progress"].get("history") or []
+        if len(live) > len(run.get("history") or []):
+            run["history"] = live
     else:
         run["progress"] = None
     run["history"] = run.get("history") or []

@@ -326,7 +326,7 @@ def _per_class_ap(trainer: Any) -> dict[str, float | None]:
     try:
         box = trainer.validator.metrics.box
         names = trainer.validator.names
-        return {str(names[int(c)]): _round(ap) for c, ap in zip(box.ap_class_index, box.ap)}
+        return {str(names[int(c)]): _round(ap) for c, ap in zip(box.ap_class_index, box.ap, strict=False)}
     except (AttributeError, IndexError, KeyError, TypeError):
         return {}
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -25,13 +26,27 @@ def _fmt_s(seconds: Any) -> str:
     if seconds is None:
         return "–"
     s = int(float(seconds))
-    return f"{s // 3600}h {s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def _version_label(v: dict[str, Any]) -> str:
     splits = (v.get("stats") or {}).get("splits") or {}
     counts = " / ".join(f"{k} {s.get('images', 0)}" for k, s in splits.items())
     return f"{v['name']} · {counts} images" if counts else v["name"]
+
+
+def _chart(frame: pd.DataFrame, columns: list[str], title: str, unit_range: bool = False) -> None:
+    long = frame[columns].reset_index().melt("epoch", var_name="series", value_name="value").dropna()
+    y = alt.Y("value:Q", title=None, scale=alt.Scale(domain=[0, 1]) if unit_range else alt.Undefined,
+              axis=alt.Axis(format=".2f") if unit_range else alt.Undefined)
+    chart = (
+        alt.Chart(long, title=title)
+        .mark_line(point=True)
+        .encode(x=alt.X("epoch:Q", axis=alt.Axis(format="d", tickMinStep=1)), y=y,
+                color=alt.Color("series:N", legend=alt.Legend(orient="right", title=None)),
+                tooltip=["epoch", "series", alt.Tooltip("value:Q", format=".4f")])
+    )
+    st.altair_chart(chart, width="stretch", height=240)
 
 
 def _curves(history: list[dict[str, Any]]) -> None:
@@ -42,18 +57,18 @@ def _curves(history: list[dict[str, Any]]) -> None:
     frame = pd.DataFrame(history).set_index("epoch")
     losses = [c for c in frame.columns if c.endswith("_loss")]
     metrics = [c for c in METRIC_COLS if c in frame.columns]
-    left, right = st.columns(2)
-    with left:
-        st.caption("Losses (train_ and val_)")
-        if losses:
-            st.line_chart(frame[losses], height=220)
-    with right:
-        st.caption("Validation precision / recall / mAP")
-        if metrics:
-            st.line_chart(frame[metrics].rename(columns=METRIC_COLS), height=220)
+    if metrics:
+        _chart(frame.rename(columns=METRIC_COLS), [METRIC_COLS[m] for m in metrics], "Validation metrics",
+               unit_range=True)
+    if losses:
+        _chart(frame, losses, "Losses (train and validation)")
 
 
 # ------------------------------------------------------------------------------------- new run
+def _use_scratch() -> None:
+    st.session_state["train.pretrained"] = False
+
+
 def new_run_form() -> None:
     try:
         versions = datasets.list_versions(project.id)
@@ -81,9 +96,8 @@ def new_run_form() -> None:
         (st.success if plan["source"] in ("local", "file") else st.info)(plan["message"])
     else:
         st.warning(plan["message"])
-        if st.button(f"Train from scratch instead ({plan['scratch']})", key="train.scratch"):
-            st.session_state["train.pretrained"] = False
-            st.rerun()
+        st.button(f"Train from scratch instead ({plan['scratch']})", key="train.scratch",
+                  on_click=_use_scratch)  # a callback: the toggle's state may change only before it renders
 
     c1, c2, c3, c4, c5 = st.columns(5)
     epochs = c1.number_input("Epochs", 1, 10000, int(DEFAULTS["epochs"]), key="train.epochs")
@@ -152,15 +166,18 @@ def live_run(run: dict[str, Any]) -> None:
         st.markdown(f"**Run {run_id}** · {esc(run['model_arch'])} on {esc(run.get('version_name') or '')} · "
                     f"{STATE_ICONS.get(state, '')} {esc(phase)}")
         epochs = p.get("epochs") or (run.get("params") or {}).get("epochs")
-        m = st.columns(6)
+        last = history[-1] if history else {}
+        gpu = p.get("gpu_mem_gb")
+        m = st.columns(3)
         m[0].metric("Epoch", f"{p.get('epoch') or 0}/{epochs or '?'}")
         m[1].metric("Batch", f"{p.get('batch') or 0}/{p.get('batches') or '?'}")
-        m[2].metric("Elapsed", _fmt_s(p.get("elapsed_s")))
-        m[3].metric("ETA", _fmt_s(p.get("eta_s")))
-        gpu = p.get("gpu_mem_gb")
-        m[4].metric("GPU memory", f"{gpu:.1f} GB" if gpu is not None else "–", help=p.get("device"))
-        last = history[-1] if history else {}
-        m[5].metric("mAP50-95", f"{last['map50_95']:.3f}" if last.get("map50_95") is not None else "–")
+        m[2].metric("mAP50-95 (last epoch)",
+                    f"{last['map50_95']:.3f}" if last.get("map50_95") is not None else "–")
+        m = st.columns(3)
+        m[0].metric("Elapsed", _fmt_s(p.get("elapsed_s")))
+        m[1].metric("ETA", _fmt_s(p.get("eta_s")))
+        m[2].metric("GPU memory", f"{gpu:.1f} GB" if gpu is not None else "–",
+                    help=f"device {p.get('device') or '?'}; reserved by PyTorch on the worker")
         done, total = p.get("done"), p.get("total")
         if done is not None and total:
             st.progress(min(1.0, float(done) / float(total)), text=p.get("message") or phase)
@@ -186,6 +203,8 @@ def live_run(run: dict[str, Any]) -> None:
 def run_details(run: dict[str, Any]) -> None:
     if run["state"] == "failed" and run.get("error"):
         st.error(run["error"])
+    elif run["state"] == "cancelled" and run.get("model_id") is not None:
+        st.info("Cancelled: the model below keeps the best weights of the epochs that ran.")
     params = run.get("params") or {}
     st.caption(f"epochs {params.get('epochs')} · imgsz {params.get('imgsz')} · batch "
                f"{'auto' if params.get('batch') == -1 else params.get('batch')} · device {params.get('device')} · "
@@ -203,7 +222,7 @@ def run_details(run: dict[str, Any]) -> None:
     metrics = model.get("metrics") or {}
     st.markdown(f"Model **{esc(model['name'])}** (id {model['id']})")
     cols = st.columns(4)
-    for col, (key, label) in zip(cols, METRIC_COLS.items()):
+    for col, (key, label) in zip(cols, METRIC_COLS.items(), strict=True):
         value = metrics.get(key)
         col.metric(label, f"{value:.3f}" if value is not None else "–")
     per_class = metrics.get("per_class_ap") or {}
@@ -231,7 +250,8 @@ def run_list(runs: list[dict[str, Any]]) -> None:
         best = max((h.get("map50_95") or 0.0 for h in history), default=None)
         rows.append({"run": r["id"], "state": f"{STATE_ICONS.get(r['state'], '')} {r['state']}",
                      "model": r["model_arch"], "version": r.get("version_name"),
-                     "epochs": f"{len(history)}/{(r.get('params') or {}).get('epochs', '?')}",
+                     "epochs": f"{sum(1 for h in history if not h.get('partial'))}/"
+                               f"{(r.get('params') or {}).get('epochs', '?')}",
                      "best mAP50-95": best, "started": fmt_time(r["created_at"]), "by": r.get("created_by")})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={"best mAP50-95": st.column_config.NumberColumn(format="%.3f")})
