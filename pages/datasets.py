@@ -48,8 +48,8 @@ def _create_form() -> None:
                                     help="Only for 'by time blocks'. Auto: a tenth of each video.")
         seed = c.number_input("Seed", 0, 1_000_000, 0, key="datasets.seed",
                               help="Same seed and options, same split.")
-        dedupe = d.number_input("Drop near-duplicates (phash distance, 0 = off)", 0, 32, 0, key="datasets.dedupe",
-                                help="Drops a frame whose perceptual hash is this close to a frame already kept "
+        dedupe = d.number_input("Near-duplicate filter (0 = off)", 0, 32, 0, key="datasets.dedupe",
+                                help="Phash Hamming distance: drops a frame whose perceptual hash is this close to a kept frame "
                                      "(4-8 catches near-identical frames). Reads every image: slower.")
         include_empty = st.checkbox(
             "Include frames without boxes as background images", key="datasets.include_empty",
@@ -78,9 +78,9 @@ def _split_chart(version: dict[str, Any]) -> None:
         return
     df = pd.DataFrame(rows)
     chart = alt.Chart(df).mark_bar().encode(
-        x=alt.X("boxes:Q", stack=True), y=alt.Y("split:N", sort=["train", "val", "test"], title=None),
-        color=alt.Color("class:N", legend=alt.Legend(orient="bottom")),
-        tooltip=["split", "class", "boxes"]).properties(height=130)
+        x=alt.X("split:N", sort=["train", "val", "test"], title=None, axis=alt.Axis(labelAngle=0)),
+        y=alt.Y("boxes:Q", stack=True), color=alt.Color("class:N"),
+        tooltip=["split", "class", "boxes"]).properties(height=200)
     st.altair_chart(chart, width="stretch")
 
 
@@ -136,8 +136,8 @@ def _versions() -> None:
                 dropped.append(f"{stats['guard_dropped_frames']} frames at block boundaries")
             if stats.get("dropped_boxes"):
                 dropped.append(f"{stats['dropped_boxes']} boxes outside the image")
-            st.caption(f"Classes: {esc(', '.join(v['names']))} · split by {params['split']} · every "
-                       f"{params['every_nth']}. frame · seed {params['seed']}"
+            st.caption(f"Classes: {esc(', '.join(v['names']))} · split by {params['split']} · one frame in "
+                       f"{params['every_nth']} · seed {params['seed']}"
                        + (f" · dropped {', '.join(dropped)}" if dropped else ""))
             st.code(v["data_yaml"] or "", language=None)
             _delete(v)

@@ -17,6 +17,7 @@ project = ctx.project
 assert project is not None  # page_setup stops otherwise
 
 LEVEL = {"error": st.error, "warning": st.warning, "info": st.info}
+BALANCE_SHORT = {"severely imbalanced": "severe", "single class": "1 class"}
 COVERAGE_COLORS = {"labeled": "#3cb44b", "empty (reviewed)": "#9db4c0", "unlabeled": "#e6194b"}
 
 
@@ -58,7 +59,8 @@ def _headline(s: dict[str, Any]) -> None:
     cols[1].metric("Frames", f"{f['frames']:,}")
     cols[2].metric("Labeled frames", f"{f['labeled'] / f['frames']:.0%}" if f["frames"] else "–")
     cols[3].metric("Reviewed frames", f"{s['reviewed_share']:.0%}")
-    cols[4].metric("Class balance", s["balance"]["rating"])
+    cols[4].metric("Class balance", BALANCE_SHORT.get(s["balance"]["rating"], s["balance"]["rating"]),
+                   help="Smallest class / largest class: balanced >= 0.5, imbalanced >= 0.1, below that severe.")
 
 
 def _classes_and_sources(s: dict[str, Any]) -> None:
@@ -102,11 +104,11 @@ def _coverage(s: dict[str, Any]) -> None:
             df = df.rename(columns={"empty": "empty (reviewed)"})
             long = df[["name", *COVERAGE_COLORS]].melt(id_vars=["name"], value_vars=list(COVERAGE_COLORS), var_name="state", value_name="frames")
             chart = alt.Chart(long).mark_bar().encode(
-                y=alt.Y("name:N", title=None), x=alt.X("frames:Q", stack=True),
+                x=alt.X("name:N", title=None, axis=alt.Axis(labelAngle=-40)), y=alt.Y("frames:Q", stack=True),
                 color=alt.Color("state:N", scale=alt.Scale(domain=list(COVERAGE_COLORS),
                                                            range=list(COVERAGE_COLORS.values())),
                                 legend=alt.Legend(orient="bottom", title=None)),
-                tooltip=["name", "state", "frames"]).properties(height=max(120, 28 * len(df)))
+                tooltip=["name", "state", "frames"]).properties(height=240)
             st.altair_chart(chart, width="stretch")
     with right:
         st.subheader("Boxes per frame")
@@ -147,9 +149,11 @@ def _heatmap_and_authors(s: dict[str, Any]) -> None:
     with left:
         st.subheader("Where box centres fall")
         df = pd.DataFrame(s["heatmap"]["cells"])
-        chart = alt.Chart(df).mark_rect().encode(
-            x=alt.X("x:O", axis=None), y=alt.Y("y:O", axis=None),
-            color=alt.Color("density:Q", scale=alt.Scale(scheme="inferno"), legend=None),
+        chart = alt.Chart(df).mark_rect(stroke=None).encode(
+            x=alt.X("x:O", axis=None, scale=alt.Scale(paddingInner=0)),
+            y=alt.Y("y:O", axis=None, scale=alt.Scale(paddingInner=0)),
+            # sqrt: one crowded spot must not leave every other cell black
+            color=alt.Color("density:Q", scale=alt.Scale(scheme="inferno", type="sqrt"), legend=None),
             tooltip=["x", "y", "boxes"]).properties(height=260)
         st.altair_chart(chart, width="stretch")
         st.caption("The image split in a 20 × 20 grid; brighter cells hold more box centres.")
@@ -164,8 +168,8 @@ def _heatmap_and_authors(s: dict[str, Any]) -> None:
                                  color="#469990").encode(
                 tooltip=["author", "boxes", "manual_boxes", "edits", "active_hours", "boxes per hour"]),
                 width="stretch")
-            st.altair_chart(_bar(df, "author", "boxes per hour", x_title="author", y_title="boxes per active hour",
-                                 sort="-y", color="#42d4f4", height=160), width="stretch")
+            st.altair_chart(_bar(df, "author", "boxes per hour", x_title="author", y_title="boxes / hour",
+                                 sort="-y", color="#42d4f4", height=200), width="stretch")
 
 
 def _warnings(s: dict[str, Any]) -> None:
