@@ -65,3 +65,25 @@ def scale_of(video_id: int, data_dir: Path | None = None) -> float:
     """Original width / stored width (1.0 when frames are stored at full resolution)."""
     m = meta(video_id, data_dir)
     return float(m["width"]) / float(m.get("work_width") or m["width"])
+
+
+def frame_size(video_id: int, idx: int, data_dir: Path | None = None) -> tuple[int, int]:
+    """ORIGINAL (width, height) of one frame: image sets may mix sizes (meta "sizes")."""
+    m = meta(video_id, data_dir)
+    sizes = m.get("sizes")
+    if sizes:
+        try:
+            w, h = sizes[int(idx)]
+        except IndexError:
+            raise NotFound(f"frame {idx} of video {video_id} is not in the frame store") from None
+        return int(w), int(h)
+    return int(m["width"]), int(m["height"])
+
+
+def frame_scale(video_id: int, idx: int, data_dir: Path | None = None) -> float:
+    """Original width / stored width of one frame (scale_of() for image sets of mixed sizes)."""
+    m = meta(video_id, data_dir)
+    work = m.get("work_sizes")
+    if work:
+        return frame_size(video_id, idx, data_dir)[0] / float(work[int(idx)][0])
+    return scale_of(video_id, data_dir)

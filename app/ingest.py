@@ -191,7 +191,7 @@ def _plan(files: Sequence[tuple[str, Path]], image_set_name: str | None, stride:
         elif len(loose) == 1:
             set_name = loose[0][0]
         else:
-            set_name = f"{Path(loose[0][0]).stem} (+{len(loose) - 1} images)"
+            set_name = f"{Path(loose[0][0]).stem} and {len(loose) - 1} more"
         items.append({"kind": "images", "name": set_name, "files": loose, "zip": False})
     if not items:
         raise BadInput("nothing to ingest: no files given")

@@ -67,13 +67,13 @@ def test_zip_and_loose_images_become_image_sets(project, tmp_path: Path) -> None
         zf.writestr("seq/notes.txt", "ignored")
     videos = ingest.ingest_now(project.id, [("frames.zip", z), ("a.jpg", OTB_IMGS[0]), ("b.jpg", OTB_IMGS[1])])
     by_name = {v["name"]: v for v in videos}
-    assert set(by_name) == {"frames.zip", "a (+1 images)"}
+    assert set(by_name) == {"frames.zip", "a and 1 more"}
     zipped = by_name["frames.zip"]
     assert (zipped["kind"], zipped["frame_count"], zipped["status"]) == ("images", 12, "ready")
     names = [r[0] for r in rows("SELECT name FROM frames WHERE video_id = ? ORDER BY idx", [zipped["id"]])]
     assert names == [f"seq/frame_{i}.jpg" for i in range(12)]
     assert framestore.read_jpeg(zipped["id"], 10) == OTB_IMGS[10].read_bytes()
-    assert by_name["a (+1 images)"]["frame_count"] == 2
+    assert by_name["a and 1 more"]["frame_count"] == 2
 
 
 def test_through_the_job_queue(project, data_dir: Path) -> None:
@@ -236,3 +236,7 @@ def test_image_set_of_different_sizes_records_per_frame_size(project, tmp_path: 
     assert video["name"] == "mixed"
     sizes = rows("SELECT name, width, height FROM frames WHERE video_id = ? ORDER BY idx", [video["id"]])
     assert sizes == [("big.jpg", 360, 240), ("small.png", 60, 40)]
+    assert framestore.frame_size(video["id"], 1) == (60, 40)
+    [scaled] = ingest.ingest_now(project.id, [("big.jpg", OTB_IMGS[0]), ("small.png", small)],
+                                 image_set_name="mixed small", max_side=30)
+    assert [framestore.frame_scale(scaled["id"], i) for i in (0, 1)] == [12.0, 2.0]
