@@ -21,6 +21,9 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("TPOD_DATA_DIR", str(d))
     for var in ("TPOD_REDIS_URL", "TPOD_QUEUE", "TPOD_USERS_FILE"):
         monkeypatch.delenv(var, raising=False)
+    # The web process's reconciler thread would outlive the test and can abort the interpreter
+    # when it is inside DuckDB at exit; the page reconciles its own job through job_status.
+    monkeypatch.setattr("app.jobstate.Reconciler.start", lambda self: self)
     release()
     yield d
     release()
