@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -255,17 +256,35 @@ def _shown_size(frame: Any) -> tuple[int, int]:
     return frame.width, frame.height
 
 
+_local = threading.local()
+
+
+def _reformatter() -> Any:
+    """One swscale context per pool thread: PyAV's frame.to_ndarray() builds a new one (with its
+    own thread pool) for every frame."""
+    fmt = getattr(_local, "reformatter", None)
+    if fmt is None:
+        from av.video.reformatter import VideoReformatter
+
+        fmt = _local.reformatter = VideoReformatter()
+    return fmt
+
+
 def _convert_and_write(frame: Any, path: Path, size: tuple[int, int] | None, quality: int) -> int:
-    """Runs in the pool: YUV -> BGR (swscale), display rotation, downscale, JPEG encode, write."""
+    """Runs in the pool: YUV -> BGR and downscale in one swscale pass, display rotation, JPEG
+    encode, write."""
     import cv2
 
-    bgr = frame.to_ndarray(format="bgr24")
     turns = _quarter_turns(frame)
+    if size is None:
+        bgr = _reformatter().reformat(frame, format="bgr24", threads=1).to_ndarray()
+    else:
+        w, h = (size[1], size[0]) if turns % 2 else size  # scale in coded orientation
+        bgr = _reformatter().reformat(frame, width=w, height=h, format="bgr24", interpolation="AREA",
+                                      threads=1).to_ndarray()
     if turns:
         # The same turn OpenCV and players apply, so boxes match what users saw elsewhere.
         bgr = cv2.rotate(bgr, _ROTATE[turns])
-    if size is not None and (bgr.shape[1], bgr.shape[0]) != size:
-        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
     return _write_jpeg(path, bgr, quality)
 
 

@@ -115,6 +115,9 @@ def test_stored_pixels_match_opencv(tmp_path: Path) -> None:
         stored = cv2.imread(str(tmp_path / "s" / "frames" / f"{idx:06d}.jpg"))
         psnr = cv2.PSNR(stored, ref[idx])
         assert psnr > 36, f"frame {idx}: PSNR {psnr:.1f} dB"
+    decode_to_store(path, tmp_path / "small", end_s=0.05, max_side=640)
+    small = cv2.imread(str(tmp_path / "small" / "frames" / "000000.jpg"))
+    assert cv2.PSNR(small, cv2.resize(ref[0], (640, 360), interpolation=cv2.INTER_AREA)) > 34
 
 
 def test_stride_and_time_range_keep_source_index_and_timestamps(tmp_path: Path) -> None:
@@ -151,6 +154,10 @@ def test_display_rotation_is_applied_like_opencv(tmp_path: Path) -> None:
     ref = cv2_frames(path, upto=1)[0]
     assert stored.shape == ref.shape == (64, 32, 3)
     assert cv2.PSNR(stored, ref) > 30
+    decode_to_store(path, tmp_path / "small", max_side=32)
+    small = cv2.imread(str(tmp_path / "small" / "frames" / "000000.jpg"))
+    assert small.shape == (32, 16, 3)
+    assert cv2.PSNR(small, cv2.resize(ref, (16, 32), interpolation=cv2.INTER_AREA)) > 25
 
 
 def test_max_side_and_work_size() -> None:
