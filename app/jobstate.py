@@ -9,6 +9,7 @@ The queue object is passed in (jobs/client.py implements it) so this module stay
 """
 from __future__ import annotations
 
+import atexit
 import importlib
 import json
 import logging
@@ -261,10 +262,13 @@ class Reconciler:
 
     def start(self) -> Reconciler:
         self.thread.start()
+        atexit.register(self.stop)  # never be inside DuckDB while the interpreter shuts down
         return self
 
     def stop(self) -> None:
         self._stop.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout=10)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):

@@ -31,6 +31,7 @@ class Settings:
     db_busy_timeout_s: float
     port: int
     project_quota_videos: int
+    offline: bool
 
     @property
     def db_path(self) -> Path:
@@ -124,6 +125,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         db_busy_timeout_s=_float(env, "TPOD_DB_BUSY_TIMEOUT_S", 15.0),
         port=_int(env, "TPOD_PORT", 8501, 1),
         project_quota_videos=_int(env, "TPOD_PROJECT_MAX_VIDEOS", 500, 1),
+        offline=(env.get("TPOD_OFFLINE") or "").strip().lower() in ("1", "true", "yes", "on"),
     )
 
 

@@ -32,8 +32,6 @@ RELEASE_URL = "https://github.com/ultralytics/assets/releases/download/v8.4.0/{n
 ONLINE_TIMEOUT_S = 2.0
 # A page re-runs its script on every click: remember the answer instead of paying 2 s each time.
 ONLINE_CACHE_S = 60.0
-# Used until Settings grows an `offline` flag (proposed env var: TPOD_OFFLINE=1).
-OFFLINE_DEFAULT = False
 
 _online_cache: tuple[float, bool] | None = None
 _online_lock = threading.Lock()
@@ -49,7 +47,7 @@ def yolo_config_dir(data_dir: Path | None = None) -> Path:
 
 
 def _offline_forced() -> bool:
-    return bool(getattr(get_settings(), "offline", OFFLINE_DEFAULT))
+    return get_settings().offline
 
 
 def is_online(timeout_s: float = ONLINE_TIMEOUT_S) -> bool:

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Tests never reach for the network (no weight downloads, no online probe).
+os.environ.setdefault("TPOD_OFFLINE", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 ARTIFACTS = ROOT / "test-artifacts"
