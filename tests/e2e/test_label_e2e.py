@@ -9,7 +9,6 @@ import pytest
 from app import labels
 from app.projects import create_project
 from app.store import db
-from tests.conftest import wait_for
 from tests.e2e.conftest import shot, wait_idle
 from tests.test_labels import OTB, make_video, otb_gt
 
