@@ -20,7 +20,22 @@ def data_dir(tmp_path, monkeypatch):
         monkeypatch.delenv(var, raising=False)
     release()
     yield tmp_path / "data"
+    _stop_reconcilers()
     release()
+
+
+def _stop_reconcilers() -> None:
+    """page_setup starts a job reconciler thread (cached for the process) that keeps opening
+    the DuckDB file of whatever TPOD_DATA_DIR is current; stop it so later tests get their own."""
+    import threading
+
+    import streamlit as st
+
+    for thread in threading.enumerate():
+        if thread.name == "tpod-reconciler" and getattr(thread, "_target", None) is not None:
+            thread._target.__self__.stop()
+            thread.join(timeout=10)
+    st.cache_resource.clear()
 
 
 def test_charts_and_filters() -> None:
