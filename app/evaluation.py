@@ -174,7 +174,7 @@ def record_evaluation(job: dict[str, Any], result: dict[str, Any]) -> None:
 
     model_id = int(job["params"]["model_id"])
     entry = {**result, "job_id": job.get("id"), "by": job.get("created_by"),
-             "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+             "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     with connect() as cur:
         if not sql.append_model_json(cur, model_id, "metrics", "evaluations", entry):
             raise NotFound(f"model {model_id} was deleted before its evaluation was recorded")
@@ -193,22 +193,22 @@ def pr_frame(evaluation: dict[str, Any]) -> pd.DataFrame:
     curve = evaluation.get("pr_curve") or {}
     recall = curve.get("recall") or []
     rows = [(name, r, p) for name, values in (curve.get("precision") or {}).items()
-            for r, p in zip(recall, values)]
+            for r, p in zip(recall, values, strict=True)]
     return pd.DataFrame(rows, columns=["class", "recall", "precision"])
 
 
 def confusion_frame(evaluation: dict[str, Any]) -> pd.DataFrame:
-    """The confusion matrix as long rows (predicted, true, count, share of the true class)."""
+    """The confusion matrix as long rows (predicted, actual, count, share of the actual class)."""
     import pandas as pd
 
     cm = evaluation.get("confusion") or {}
     labels, matrix = cm.get("labels") or [], np.asarray(cm.get("matrix") or [], dtype=float)
     if matrix.size == 0:
-        return pd.DataFrame(columns=["predicted", "true", "count", "share"])
+        return pd.DataFrame(columns=["predicted", "actual", "count", "share"])
     totals = matrix.sum(axis=0)
     rows = [(labels[i], labels[j], int(matrix[i, j]), float(matrix[i, j] / totals[j]) if totals[j] else 0.0)
             for i in range(len(labels)) for j in range(len(labels))]
-    return pd.DataFrame(rows, columns=["predicted", "true", "count", "share"])
+    return pd.DataFrame(rows, columns=["predicted", "actual", "count", "share"])
 
 
 def per_class_frame(evaluation: dict[str, Any]) -> pd.DataFrame:

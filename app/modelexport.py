@@ -310,7 +310,7 @@ def record_export_model(job: dict[str, Any], result: dict[str, Any]) -> None:
     model_id = int(job["params"]["model_id"])
     entry = {k: result.get(k) for k in ("path", "format", "size", "imgsz", "seconds")}
     entry.update(job_id=job.get("id"), by=job.get("created_by"),
-                 at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                 at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     with connect() as cur:
         if not sql.append_model_json(cur, model_id, "params", "exports", entry):
             Path(result["path"]).unlink(missing_ok=True)

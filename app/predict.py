@@ -102,7 +102,7 @@ def boxes_from_result(result: Any, frame: int = 0, scale: float = 1.0) -> list[B
     return [
         Box(float(b[0]), float(b[1]), float(b[2]), float(b[3]), frame=frame, label=str(names[int(c)]),
             source="predicted", confidence=float(p), class_id=int(c))
-        for b, p, c in zip(xyxy, conf, cls)
+        for b, p, c in zip(xyxy, conf, cls, strict=True)
     ]
 
 
@@ -149,6 +149,7 @@ def iter_video(path: Path, start: int = 0, end: int | None = None) -> Iterator[t
             raise BadInput(f"{path.name} has no video stream")
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 25)
+        i = 0
         try:
             for i, frame in enumerate(container.decode(stream)):
                 if end is not None and i >= end:
@@ -173,7 +174,7 @@ def predict_path(model_path: str | Path, path: str | Path, *, conf: float = 0.25
                        f"or a video ({', '.join(sorted(VIDEO_SUFFIXES))})")
     out: list[list[Box]] = []
     chunk: list[np.ndarray] = []
-    for i, img, _fps in iter_video(path, 0, max_frames):
+    for _i, img, _fps in iter_video(path, 0, max_frames):
         chunk.append(img)
         if len(chunk) == 16:
             out += predict_frames(model_path, chunk, conf=conf, imgsz=imgsz, device=device, first_frame=len(out))
@@ -282,9 +283,13 @@ def _preview_source(source: int | str | Path, start: int, end: int | None,
 
 def render_preview(model_path: str | Path, source: int | str | Path, out_mp4: str | Path, *,
                    start: int = 0, end: int | None = None, conf: float = 0.25, imgsz: int = 640,
-                   device: str | None = None, max_frames: int = MAX_PREVIEW_FRAMES) -> Path:
+                   device: str | None = None, max_frames: int = MAX_PREVIEW_FRAMES,
+                   stats: dict[str, int] | None = None) -> Path:
     """Run the model over frames [start, end) of a video id (frame store) or an image/video file and
-    write them with boxes drawn to `out_mp4` as H.264 (plays in browsers via st.video)."""
+    write them with boxes drawn to `out_mp4` as H.264 (plays in browsers via st.video).
+    `stats`, when given, receives {"frames", "boxes"}."""
+    counts = stats if stats is not None else {}
+    counts.update(frames=0, boxes=0)
     if end is not None and end <= start:
         raise BadInput(f"frame range [{start}, {end}) is empty")
     if end is None or end - start > max_frames:
@@ -300,7 +305,9 @@ def render_preview(model_path: str | Path, source: int | str | Path, out_mp4: st
         def flush() -> None:
             nonlocal writer
             dets = predict_frames(model_path, [img for _, img in batch], conf=conf, imgsz=imgsz, device=device)
-            for (_, img), boxes in zip(batch, dets):
+            for (_, img), boxes in zip(batch, dets, strict=True):
+                counts["frames"] += 1
+                counts["boxes"] += len(boxes)
                 if writer is None:
                     writer = H264Writer(tmp, fps, img.shape[1], img.shape[0])
                 writer.write(draw_boxes(img, boxes))
@@ -340,8 +347,8 @@ def preview(model_path: str | Path, *, video_id: int | None = None, upload: tupl
             start: int = 0, end: int | None = None, conf: float = 0.25, imgsz: int = 640,
             device: str | None = None) -> dict[str, Any]:
     """What the Models page shows: the model run on frames [start, end) of a project video, or on
-    an uploaded image or video (name, bytes). Returns {"kind": "video", "path": mp4} or
-    {"kind": "image", "image": RGB array, "boxes": [...]}."""
+    an uploaded image or video (name, bytes). Returns {"kind": "video", "path": mp4, "frames", "boxes"}
+    or {"kind": "image", "image": RGB array, "frames": 1, "boxes"} (boxes: how many were found)."""
     import uuid
 
     from app.errors import TooLarge
@@ -352,9 +359,11 @@ def preview(model_path: str | Path, *, video_id: int | None = None, upload: tupl
     folder.mkdir(parents=True, exist_ok=True)
     _prune_previews(folder)
     out = folder / f"{uuid.uuid4().hex[:12]}.mp4"
+    stats: dict[str, int] = {}
     if video_id is not None:
-        return {"kind": "video", "path": render_preview(model_path, int(video_id), out, start=start, end=end,
-                                                        conf=conf, imgsz=imgsz, device=device)}
+        path = render_preview(model_path, int(video_id), out, start=start, end=end, conf=conf, imgsz=imgsz,
+                              device=device, stats=stats)
+        return {"kind": "video", "path": path, **stats}
     if upload is None:
         raise BadInput("choose a project video or upload an image or a video to preview")
     name, data = upload
@@ -369,8 +378,9 @@ def preview(model_path: str | Path, *, video_id: int | None = None, upload: tupl
     try:
         if suffix in IMAGE_SUFFIXES:
             image, boxes = preview_image(model_path, source, conf=conf, imgsz=imgsz, device=device)
-            return {"kind": "image", "image": image, "boxes": boxes}
-        return {"kind": "video", "path": render_preview(model_path, source, out, start=start, end=end, conf=conf,
-                                                        imgsz=imgsz, device=device)}
+            return {"kind": "image", "image": image, "frames": 1, "boxes": len(boxes)}
+        path = render_preview(model_path, source, out, start=start, end=end, conf=conf, imgsz=imgsz, device=device,
+                              stats=stats)
+        return {"kind": "video", "path": path, **stats}
     finally:
         source.unlink(missing_ok=True)

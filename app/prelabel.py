@@ -124,7 +124,7 @@ def link_tracks(frames: list[list[Box]], *, iou_threshold: float = LINK_IOU, max
             if tracks:
                 ious = np.array([[iou(t["box"], d) for d in cand] for t in tracks])
                 rows, cols = linear_sum_assignment(-ious)
-                for r, c in zip(rows, cols):
+                for r, c in zip(rows, cols, strict=True):
                     if ious[r, c] >= iou_threshold:
                         assigned[int(c)] = tracks[int(r)]
             for j, det in enumerate(cand):
@@ -180,7 +180,7 @@ def run_prelabel(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
         images = [framestore.read_bgr(vid, i, data_dir) for i in idxs]
         preds = predict_frames(params["model_path"], images, conf=float(params["conf"]),
                                imgsz=int(params["imgsz"]), device=params.get("device"))
-        for i, boxes in zip(idxs, preds):
+        for i, boxes in zip(idxs, preds, strict=True):
             kept = []
             for box in boxes:
                 if box.class_id not in keep:

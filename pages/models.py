@@ -11,8 +11,8 @@ from app import datasets, jobstate, labels, registry
 from app.errors import TpodError
 from app.evaluation import SPLITS, confusion_frame, evaluation_params, evaluations, per_class_frame, pr_frame
 from app.modelexport import available_formats, export_params, exports_of, import_model, read_export
-from app.prelabel import prelabel_params
 from app.predict import preview
+from app.prelabel import prelabel_params
 from pages.components.common import esc, fmt_time, job_progress, page_setup, show_error
 
 ctx = page_setup("Models", require_project=True)
@@ -41,8 +41,8 @@ def pr_chart(evaluation: dict[str, Any]) -> None:
         return
     chart = alt.Chart(frame).mark_line().encode(
         x=alt.X("recall:Q", scale=alt.Scale(domain=[0, 1])), y=alt.Y("precision:Q", scale=alt.Scale(domain=[0, 1])),
-        color="class:N", tooltip=["class", "recall", "precision"]).properties(height=300)
-    st.altair_chart(chart, width="stretch")
+        color="class:N", tooltip=["class", "recall", "precision"])
+    st.altair_chart(chart, width="stretch", height=300)
 
 
 def confusion_chart(evaluation: dict[str, Any]) -> None:
@@ -50,15 +50,19 @@ def confusion_chart(evaluation: dict[str, Any]) -> None:
     if frame.empty:
         st.caption("No confusion matrix in this evaluation.")
         return
-    order = list(dict.fromkeys(frame["true"]))
-    base = alt.Chart(frame).encode(x=alt.X("true:N", sort=order, title="true class"),
-                                   y=alt.Y("predicted:N", sort=order, title="predicted"))
+    order = list(dict.fromkeys(frame["actual"]))
+    step = max(28, min(70, 420 // len(order)))
+    base = alt.Chart(frame).encode(
+        x=alt.X("actual:N", sort=order, title="actual class", axis=alt.Axis(labelAngle=0 if step >= 60 else -45)),
+        y=alt.Y("predicted:N", sort=order, title="predicted class"))
     cells = base.mark_rect().encode(color=alt.Color("share:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]),
-                                                    title="share of true"),
-                                    tooltip=["true", "predicted", "count", alt.Tooltip("share:Q", format=".2f")])
+                                                    title="share of actual"),
+                                    tooltip=["actual", "predicted", "count", alt.Tooltip("share:Q", format=".2f")])
     text = base.mark_text().encode(text="count:Q", color=alt.condition("datum.share > 0.5", alt.value("white"),
                                                                        alt.value("black")))
-    st.altair_chart((cells + text).properties(height=60 + 40 * len(order)), width="stretch")
+    # discrete axes sized by step: Streamlit's stretch width squashes a nominal heatmap
+    chart = (cells + text).properties(width=alt.Step(step), height=alt.Step(max(24, step * 5 // 7)))
+    st.altair_chart(chart, width="content", height="content")
 
 
 def history_charts(history: list[dict[str, Any]]) -> None:
@@ -85,7 +89,7 @@ def overview(model: dict[str, Any]) -> None:
     metrics = model.get("metrics") or {}
     params = model.get("params") or {}
     cols = st.columns(4)
-    for col, (key, title) in zip(cols, METRICS.items()):
+    for col, (key, title) in zip(cols, METRICS.items(), strict=True):
         col.metric(title, _num(metrics.get(key)))
     c1, c2 = st.columns(2)
     with c1:
@@ -116,7 +120,7 @@ def overview(model: dict[str, Any]) -> None:
                                               f"{found[i].get('at', '')[:16]} · mAP50 {_num(found[i].get('map50'))}")
     ev = found[pick]
     cols = st.columns(4)
-    for col, (key, title) in zip(cols, METRICS.items()):
+    for col, (key, title) in zip(cols, METRICS.items(), strict=True):
         col.metric(title, _num(ev.get(key)))
     st.dataframe(per_class_frame(ev), hide_index=True, width="stretch")
     left, right = st.columns(2)
@@ -226,8 +230,12 @@ def preview_section(model: dict[str, Any]) -> None:
         st.session_state["models.preview_out"] = shown
     shown = st.session_state.get("models.preview_out")
     if shown:
+        note = f"{shown['boxes']} boxes over {shown['frames']} frame{'s' if shown['frames'] != 1 else ''}"
+        if not shown["boxes"]:
+            note += ": none above this confidence; try a lower threshold"
+        st.caption(note)
         if shown["kind"] == "image":
-            st.image(shown["image"], caption=f"{len(shown['boxes'])} boxes")
+            st.image(shown["image"])
         else:
             st.video(str(shown["path"]))
 
@@ -266,8 +274,12 @@ def prelabel_section(model: dict[str, Any]) -> None:
     job = _job_section("models.pre_job", "Pre-label")
     if job and job["state"] == "done":
         r = job.get("result") or {}
-        st.success(f"{r.get('detections', 0)} boxes in {r.get('tracks', 0)} tracks over {r.get('frames', 0)} frames. "
-                   "Review them on the **Label** page.")
+        if r.get("detections"):
+            st.success(f"{r['detections']} boxes in {r.get('tracks', 0)} tracks over {r.get('frames', 0)} frames "
+                       "(minus any that overlap your own boxes). Review them on the **Label** page.")
+        else:
+            st.warning(f"The model found nothing above confidence {conf:.2f} in {r.get('frames', 0)} frames: "
+                       "try a lower threshold.")
 
 
 def export_section(model: dict[str, Any]) -> None:
@@ -312,7 +324,7 @@ def compare_section(models: list[dict[str, Any]]) -> None:
             row[col] = ap
     for key in ("arch", "version_name"):
         rows.append({"": key, "A": by_id[a].get(key), "B": by_id[b].get(key)})
-    settings = sorted(set((by_id[a]["params"] or {})) | set((by_id[b]["params"] or {})) - {"exports", "hyp"})
+    settings = sorted(set(by_id[a]["params"] or {}) | set(by_id[b]["params"] or {}) - {"exports", "hyp"})
     for key in settings:
         va, vb = (by_id[a]["params"] or {}).get(key), (by_id[b]["params"] or {}).get(key)
         if not isinstance(va, (dict, list)) and not isinstance(vb, (dict, list)):

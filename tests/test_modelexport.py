@@ -74,7 +74,7 @@ def test_onnx_export_runs_in_onnxruntime_like_the_pt(data_dir: Path, weights: Pa
             h, w = image.shape[:2]
             want = (min(max((b.x1 - left) / r, 0), w), min(max((b.y1 - top) / r, 0), h),
                     min(max((b.x2 - left) / r, 0), w), min(max((b.y2 - top) / r, 0), h))
-            match = [d for d in onnx_boxes if max(abs(u - v) for u, v in zip(d["box"], want)) < 1.0]
+            match = [d for d in onnx_boxes if max(abs(u - v) for u, v in zip(d["box"], want, strict=True)) < 1.0]
             assert match, f"no ONNX box near {want}"
             assert min(abs(d["confidence"] - b.confidence) for d in match) < 1e-3
             assert match[0]["class"] == "person"
@@ -123,3 +123,20 @@ def test_export_refuses_bad_requests(data_dir: Path, weights: Path, tmp_path: Pa
     with pytest.raises(BadInput, match="not a PyTorch checkpoint"):
         run_export_model(export_params(bad_id, "onnx"), LocalContext("exp-bad"))
     assert not list((data_dir / "exports").glob("*"))
+
+
+def test_import_model_needs_login(data_dir: Path, weights: Path) -> None:
+    from app.errors import PermissionDenied
+    from app.modelexport import import_model
+
+    project = create_project("p", ["person"])
+    with pytest.raises(PermissionDenied, match="login"):
+        import_model(project.id, "mine.pt", weights.read_bytes())
+    (data_dir / "users.json").write_text("{}")  # login configured
+    with pytest.raises(BadInput, match="not a PyTorch checkpoint"):
+        import_model(project.id, "junk.pt", b"junk")
+    model_id = import_model(project.id, "mine.pt", weights.read_bytes(), author="admin")
+    model = get_model(model_id)
+    assert model["name"] == "mine" and model["classes"] == ["person"] and model["params"]["imgsz"] == IMGSZ
+    assert Path(model["path"]).read_bytes() == weights.read_bytes()
+    assert len(list((data_dir / "weights" / "uploaded" / str(project.id)).iterdir())) == 1  # junk removed

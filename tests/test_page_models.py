@@ -84,6 +84,8 @@ def test_models_page_tabs_and_jobs(data_dir: Path, weights: Path) -> None:
     at.button(key="models.preview_go").click().run()
     assert not at.exception, at.exception
     assert at.session_state["models.preview_out"]["kind"] == "video"
+    assert at.session_state["models.preview_out"]["frames"] == 5
+    assert any("boxes over 5 frames" in c.value for c in at.caption)
     assert Path(at.session_state["models.preview_out"]["path"]).stat().st_size > 0
 
     # delete needs the confirmation box ticked

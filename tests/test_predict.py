@@ -54,7 +54,7 @@ def test_predict_frames_in_frame_pixels(weights: Path) -> None:
     small = cv2.resize(big, (180, 120))
     out = predict_frames(weights, [big, small], conf=CONF, imgsz=IMGSZ, device="cpu", first_frame=7)
     assert len(out) == 2 and out[0] and out[1]
-    for boxes, (h, w) in zip(out, ((240, 360), (120, 180))):
+    for boxes, (h, w) in zip(out, ((240, 360), (120, 180)), strict=True):
         for b in boxes:
             assert 0 <= b.x1 < b.x2 <= w and 0 <= b.y1 < b.y2 <= h
             assert b.label == "person" and b.class_id == 0 and b.source == "predicted" and b.confidence >= CONF
@@ -90,7 +90,10 @@ def _probe(path: Path) -> tuple[str, str, int, int, int]:
 def test_render_preview_is_browser_playable_h264(data_dir: Path, weights: Path) -> None:
     project = create_project("p", ["person"])
     vid = make_video(project.id, frames=list(range(30)))
-    out = render_preview(weights, vid, data_dir / "previews" / "a.mp4", start=5, end=20, conf=CONF, imgsz=IMGSZ)
+    stats: dict = {}
+    out = render_preview(weights, vid, data_dir / "previews" / "a.mp4", start=5, end=20, conf=CONF, imgsz=IMGSZ,
+                         stats=stats)
+    assert stats["frames"] == 15 and stats["boxes"] > 0
     codec, pix, w, h, n = _probe(out)
     assert (codec, pix, w, h, n) == ("h264", "yuv420p", 360, 240, 15)
     data = out.read_bytes()
@@ -118,3 +121,17 @@ def test_preview_image_and_draw_boxes(weights: Path) -> None:
     plain = cv2.imread(str(otb_frame(0)))
     assert not np.array_equal(rgb[:, :, ::-1], plain)
     assert np.array_equal(draw_boxes(plain, []), plain)
+
+
+def test_preview_of_uploads(data_dir: Path, weights: Path) -> None:
+    from app.predict import preview
+
+    image = preview(weights, upload=("photo.JPG", otb_frame(0).read_bytes()), conf=CONF, imgsz=IMGSZ)
+    assert image["kind"] == "image" and image["image"].shape == (240, 360, 3) and image["boxes"] > 0
+    clip = preview(weights, upload=("clip.mp4", CLIP.read_bytes()), end=6, conf=CONF, imgsz=IMGSZ)
+    assert clip["kind"] == "video" and clip["frames"] == 6 and _probe(clip["path"])[0] == "h264"
+    assert not list((data_dir / "previews").glob("upload-*")), "uploaded copies are removed"
+    with pytest.raises(BadInput, match="upload an image"):
+        preview(weights, upload=("notes.txt", b"hello"))
+    with pytest.raises(BadInput, match="choose a project video"):
+        preview(weights)
