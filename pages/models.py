@@ -330,6 +330,10 @@ def compare_section(models: list[dict[str, Any]]) -> None:
         if not isinstance(va, (dict, list)) and not isinstance(vb, (dict, list)):
             rows.append({"": key, "A": va, "B": vb})
     table = pd.DataFrame(rows).astype({"A": "string", "B": "string"})
+    name_a, name_b = by_id[a]["name"], by_id[b]["name"]
+    if name_a == name_b:
+        name_a, name_b = f"{name_a} (#{a})", f"{name_b} (#{b})"
+    table = table.rename(columns={"A": name_a, "B": name_b})
     st.dataframe(table, hide_index=True, width="stretch")
     left, right = st.columns(2)
     for col, m_id in ((left, a), (right, b)):
