@@ -161,8 +161,6 @@ def run_prelabel(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
     prepare_yolo(data_dir)
     vid = int(params["video_id"])
     meta = framestore.meta(vid, data_dir)
-    scale = framestore.scale_of(vid, data_dir)
-    width, height = float(meta["width"]), float(meta["height"])
     n = len(meta.get("frames") or [])
     start, end = int(params.get("start", 0)), min(int(params.get("end") or n), n)
     keep = {int(i) for i in params["keep"]}
@@ -181,6 +179,9 @@ def run_prelabel(params: dict[str, Any], ctx: Any) -> dict[str, Any]:
         preds = predict_frames(params["model_path"], images, conf=float(params["conf"]),
                                imgsz=int(params["imgsz"]), device=params.get("device"))
         for i, boxes in zip(idxs, preds, strict=True):
+            # image sets may mix sizes: each frame has its own original size and stored scale
+            scale = framestore.frame_scale(vid, i, data_dir)
+            width, height = (float(v) for v in framestore.frame_size(vid, i, data_dir))
             kept = []
             for box in boxes:
                 if box.class_id not in keep:
