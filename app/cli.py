@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.errors import BadInput, TpodError
+from app.errors import BadInput, JobFailed, TpodError
 from app.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,21 +244,23 @@ def cmd_version(args: argparse.Namespace, make_queue: QueueFactory) -> int:
 # ---------------------------------------------------------------- training and models
 
 def cmd_train(args: argparse.Namespace, make_queue: QueueFactory) -> int:
-    from app import datasets, jobstate, registry
+    from app import datasets, registry
 
     project = _project(args.project)
     version = datasets.get_version(args.version, project.id)
-    settings = {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch, "device": args.device,
-                "patience": args.patience, "pretrained": not args.scratch}
-    run_id, params = registry.create_run(project.id, version["id"], args.model, settings, args.user)
+    settings = {"epochs": args.epochs, "imgsz": args.imgsz, "batch": args.batch, "patience": args.patience,
+                "pretrained": not args.scratch and not args.model.endswith(".yaml")}
+    if args.device:
+        settings["device"] = args.device
     queue = _queue_for_wait(args, make_queue) if args.wait else make_queue()
-    job_id = jobstate.submit(queue, "train", params, project_id=project.id, author=args.user)
-    registry.attach_job(run_id, job_id)
+    if not args.wait and not queue.workers():
+        _note("queued, but no worker is online: start one with `python -m app worker`")
+    run_id, job_id = registry.start_training(queue, project.id, version["id"], args.model, settings, args.user)
     if not args.wait:
         _emit(args, {"run": run_id, "job": job_id, "status": "queued"}, f"queued run {run_id} (job {job_id})")
         return 0
     job = _wait(args, queue, job_id)
-    model_id = registry.model_of_run(run_id)
+    model_id = next((m["id"] for m in registry.list_models(project.id) if m["run_id"] == run_id), None)
     _emit(args, {"run": run_id, "job": job_id, "status": job["state"], "model": model_id, "error": job.get("error")},
           f"run {run_id}: {job['state']}" + (f", model {model_id}" if model_id else ""))
     return 0 if job["state"] in ("done", "cancelled") else 1
@@ -280,7 +283,7 @@ def cmd_cancel(args: argparse.Namespace, make_queue: QueueFactory) -> int:
 
     job_id = args.job
     if job_id.isdigit():  # a training run id
-        job_id = registry.job_of_run(int(job_id))
+        job_id = registry.get_run(int(job_id)).get("job_id") or job_id
     job = jobstate.cancel(make_queue(), job_id)
     _emit(args, {"job": job_id, "status": job["state"]}, f"job {job_id}: {job['state']} (cancel requested)")
     return 0
@@ -324,10 +327,25 @@ def cmd_prelabel(args: argparse.Namespace, make_queue: QueueFactory) -> int:
 
 
 def cmd_export_model(args: argparse.Namespace, make_queue: QueueFactory) -> int:
-    from app import modelexport
+    from app import jobstate, modelexport, registry
 
-    out = modelexport.export_model_now(int(args.model) if args.model.isdigit() else args.model, args.format, Path(args.out))
-    _emit(args, {**out, "out": str(args.out)}, f"wrote {args.out}")
+    if not args.model.isdigit():
+        raise BadInput("export-model takes a registered model id")
+    model = registry.get_model(int(args.model))
+    params = modelexport.export_params(model["id"], args.format)
+    queue = _queue_for_wait(args, make_queue)
+    job_id = jobstate.submit(queue, "export_model", params, project_id=model["project_id"], author=args.user)
+    job = _wait(args, queue, job_id)
+    if job["state"] != "done":
+        raise JobFailed(f"export of model {model['id']} to {args.format} {job['state']}: {job.get('error')}")
+    artifact = Path((job.get("result") or {}).get("zip") or (job.get("result") or {}).get("path") or "")
+    if not artifact.is_file():
+        raise JobFailed(f"export finished but wrote no file: {job.get('result')}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(artifact, out)
+    _emit(args, {"model": model["id"], "format": args.format, "out": str(out), "bytes": out.stat().st_size},
+          f"wrote {out}")
     return 0
 
 

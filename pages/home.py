@@ -33,7 +33,7 @@ for project in all_projects:
             col.metric(label, f"{counts.get(key, 0):,}")
         videos = dashboard.project_videos(project.id)
         if videos:
-            cols = st.columns(min(6, len(videos)))
+            cols = st.columns(6)
             for i, v in enumerate(videos[:12]):
                 with cols[i % len(cols)]:
                     if v["snapshot"]:

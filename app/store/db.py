@@ -154,18 +154,27 @@ def connect(path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
             if _holder.users == 0:
                 _holder.conn.close()
                 _holder.conn = None
-        if _holder.conn is None:
-            _holder.conn = _open(path, settings.db_busy_timeout_s)
-            _holder.path = path
-            with _migrate_lock:
-                if path not in _migrated:
-                    migrate(_holder.conn)
-                    _migrated.add(path)
-        conn = _holder.conn
-        _holder.users += 1
-        if _holder.closer is None:
-            _holder.closer = threading.Thread(target=_closer_loop, name="duckdb-closer", daemon=True)
-            _holder.closer.start()
+            else:  # another file while this one is in use (tests, a moved data dir): a private connection
+                private = True
+        private = _holder.conn is not None and _holder.path != path
+        if not private:
+            if _holder.conn is None:
+                _holder.conn = _open(path, settings.db_busy_timeout_s)
+                _holder.path = path
+                _ensure_migrated(_holder.conn, path)
+            conn = _holder.conn
+            _holder.users += 1
+            if _holder.closer is None:
+                _holder.closer = threading.Thread(target=_closer_loop, name="duckdb-closer", daemon=True)
+                _holder.closer.start()
+    if private:
+        conn = _open(path, settings.db_busy_timeout_s)
+        try:
+            _ensure_migrated(conn, path)
+            yield conn
+        finally:
+            conn.close()
+        return
     cur = conn.cursor()
     try:
         yield cur
@@ -174,6 +183,13 @@ def connect(path: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         with _holder.lock:
             _holder.users -= 1
             _holder.last_used = time.monotonic()
+
+
+def _ensure_migrated(conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+    with _migrate_lock:
+        if path not in _migrated:
+            migrate(conn)
+            _migrated.add(path)
 
 
 def release() -> None:
