@@ -79,7 +79,7 @@ def _dedupe(frames: pd.DataFrame, threshold: int, data_dir: Path) -> pd.DataFram
     kept_hashes = np.zeros(len(frames), dtype=np.uint64)
     n_kept = 0
     keep = np.zeros(len(frames), dtype=bool)
-    for i, (vid, idx) in enumerate(zip(frames["video_id"].to_numpy(), frames["idx"].to_numpy())):
+    for i, (vid, idx) in enumerate(zip(frames["video_id"].to_numpy(), frames["idx"].to_numpy(), strict=False)):
         path = framestore.frame_file(int(vid), int(idx), data_dir)
         if not path.exists():
             raise NotFound(f"frame {idx} of video {vid} is not in the frame store")
@@ -137,7 +137,7 @@ def _split_by_blocks(frames: pd.DataFrame, val: float, test: float, seed: int,
         sizes[int(vid)] = bs
         guards[int(vid)] = min(bs - 1, int(guard) if guard is not None else max(every_nth, bs // 5))
         block[mask] = idxs[mask] // bs
-    keys = sorted(set(zip(vids.tolist(), block.tolist())))
+    keys = sorted(set(zip(vids.tolist(), block.tolist(), strict=False)))
     counts = pd.Series(1, index=pd.MultiIndex.from_arrays([vids, block])).groupby(level=[0, 1]).size()
     random.Random(seed).shuffle(keys)
     total = len(frames)
@@ -156,10 +156,10 @@ def _split_by_blocks(frames: pd.DataFrame, val: float, test: float, seed: int,
             pos += 1
     for k in keys[pos:]:
         assign[k] = "train"
-    split = [assign[(v, b)] for v, b in zip(vids.tolist(), block.tolist())]
+    split = [assign[(v, b)] for v, b in zip(vids.tolist(), block.tolist(), strict=False)]
     # guard: drop the first `guard` frames of a block whose previous block went elsewhere
     out: list[str | None] = []
-    for v, b, i, s in zip(vids.tolist(), block.tolist(), idxs.tolist(), split):
+    for v, b, i, s in zip(vids.tolist(), block.tolist(), idxs.tolist(), split, strict=False):
         prev = assign.get((v, b - 1))
         if prev is not None and prev != s and i - b * sizes[v] < guards[v]:
             out.append(None)
@@ -176,7 +176,7 @@ def _yolo_lines(boxes: pd.DataFrame) -> dict[tuple[int, int], list[str]]:
     h = (boxes["y2"] - boxes["y1"]) / boxes["height"]
     lines: dict[tuple[int, int], list[str]] = {}
     for v, i, c, a, b, d, e in zip(boxes["video_id"].tolist(), boxes["frame_idx"].tolist(),
-                                   boxes["class_index"].tolist(), cx.tolist(), cy.tolist(), w.tolist(), h.tolist()):
+                                   boxes["class_index"].tolist(), cx.tolist(), cy.tolist(), w.tolist(), h.tolist(), strict=False):
         lines.setdefault((v, i), []).append(f"{c} {a:.6f} {b:.6f} {d:.6f} {e:.6f}")
     return lines
 
@@ -224,7 +224,7 @@ def _materialise(tmp: Path, final: Path, frames: pd.DataFrame, lines: dict[tuple
     frame_dirs = {int(v): str(framestore.frame_file(int(v), 0, data_dir).parent)
                   for v in frames["video_id"].unique()}
     root = str(tmp)
-    for vid, idx, image in zip(frames["video_id"].tolist(), frames["idx"].tolist(), frames["image"].tolist()):
+    for vid, idx, image in zip(frames["video_id"].tolist(), frames["idx"].tolist(), frames["image"].tolist(), strict=False):
         _link(f"{frame_dirs[vid]}/{idx:06d}.jpg", f"{root}/{image}")
         text = "\n".join(lines.get((vid, idx), ()))
         _write(f"{root}/labels{image[len('images'):-len('.jpg')]}.txt", text + "\n" if text else "")
@@ -297,7 +297,7 @@ def create_version(project_id: int, name: str, *, video_ids: Sequence[int] | Non
         raise BadInput("no training frames after the split: lower val/test or add videos")
 
     frames["image"] = [f"images/{s}/v{v}_{i:06d}.jpg" for s, v, i in
-                       zip(frames["split"], frames["video_id"], frames["idx"])]
+                       zip(frames["split"], frames["video_id"], frames["idx"], strict=False)]
     index_of = {c.id: i for i, c in enumerate(classes)}
     boxes = boxes.merge(frames[["video_id", "idx", "width", "height", "split", "image"]],
                         left_on=["video_id", "frame_idx"], right_on=["video_id", "idx"])
@@ -367,8 +367,8 @@ def _items(frames: pd.DataFrame, boxes: pd.DataFrame) -> pd.DataFrame:
     cols = ["split", "video_id", "frame_idx", "image", "width", "height", "class_index", "track_id",
             "x1", "y1", "x2", "y2", "source"]
     with_boxes = boxes[cols]
-    labeled = set(zip(boxes["video_id"].tolist(), boxes["frame_idx"].tolist()))
-    empty_mask = [(v, i) not in labeled for v, i in zip(frames["video_id"].tolist(), frames["idx"].tolist())]
+    labeled = set(zip(boxes["video_id"].tolist(), boxes["frame_idx"].tolist(), strict=False))
+    empty_mask = [(v, i) not in labeled for v, i in zip(frames["video_id"].tolist(), frames["idx"].tolist(), strict=False)]
     empty = frames[empty_mask].rename(columns={"idx": "frame_idx"})
     empty = empty.assign(class_index=np.nan, track_id=np.nan, x1=np.nan, y1=np.nan, x2=np.nan, y2=np.nan,
                          source=None)[cols]

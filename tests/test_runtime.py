@@ -20,7 +20,6 @@ from app.store import db
 from app.store.schema import LATEST
 from tests.conftest import ROOT, start_worker, stop_process, wait_for
 
-
 # ---------------------------------------------------------------- settings
 
 def test_settings_defaults_live_under_data_dir(tmp_path: Path) -> None:

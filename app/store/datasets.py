@@ -17,7 +17,7 @@ def _version(row: tuple | None) -> dict[str, Any] | None:
     if row is None:
         return None
     keys = [c.strip() for c in VERSION_COLS.split(",")]
-    out = dict(zip(keys, row))
+    out = dict(zip(keys, row, strict=False))
     for key in ("params", "stats", "classes"):
         if isinstance(out[key], str):
             out[key] = json.loads(out[key])
