@@ -54,15 +54,34 @@ def show_error(exc: Exception) -> None:
     st.error(str(exc), icon="⚠️")
 
 
+def _oidc_configured() -> bool:
+    """OpenID Connect through st.login when .streamlit/secrets.toml has an [auth] section."""
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:  # no secrets file at all (StreamlitSecretNotFoundError is one)
+        return False
+
+
 def _login_gate() -> tuple[str, str]:
     """Returns (user, role). Stops the page with a login form when login is on and nobody is in."""
-    if not auth.login_required():
+    oidc = _oidc_configured()
+    if not auth.login_required() and not oidc:
         return "local", "admin"
     user = st.session_state.get("auth.user")
     if user:
         return user, st.session_state.get("auth.role", "annotator")
+    if oidc and st.user.is_logged_in:
+        name = str(st.user.get("email") or st.user.get("name") or "sso-user")
+        # roles for SSO users come from the users file when it names them; annotator otherwise
+        role = next((u["role"] for u in auth.list_users() if u["name"] == name), "annotator")
+        st.session_state["auth.user"], st.session_state["auth.role"] = name, role
+        return name, role
     st.title("tpod")
     st.subheader("Sign in")
+    if oidc:
+        st.button("Sign in with single sign-on", on_click=st.login, type="primary", key="auth.sso")
+        if not auth.login_required():
+            st.stop()
     with st.form("auth.form"):
         name = st.text_input("User name", key="auth.name")
         password = st.text_input("Password", type="password", key="auth.password")
@@ -112,11 +131,13 @@ def _sidebar(user: str, role: str, settings: Settings) -> Project | None:
                                   format_func=lambda i: next(p.name for p in all_projects if p.id == i))  # widgets show text literally
             st.session_state["project_id"] = chosen
             project = next(p for p in all_projects if p.id == chosen)
-        if auth.login_required():
+        if auth.login_required() or _oidc_configured():
             st.caption(f"Signed in as **{esc(user)}** ({role})")
             if st.button("Sign out", key="auth.signout"):
                 for k in ("auth.user", "auth.role"):
                     st.session_state.pop(k, None)
+                if _oidc_configured() and st.user.is_logged_in:
+                    st.logout()
                 st.rerun()
         else:
             st.caption("🔓 Open access: no login configured (add a user with `python -m app user add`).")
