@@ -71,10 +71,8 @@ def fill_between(
     Returns source="tracked" boxes in frame order (only what was done if should_stop fires).
     """
     _check_pair(a, b)
-    n = b.frame - a.frame
-    if n < 2:
+    if b.frame - a.frame < 2:
         return []
-    lin = interpolate(a, b)
     key = 0  # one track at a time: the caller's track id may be None
     fwd = propagate_many(get_frame, [a.moved(track_id=key)], a.frame, b.frame,
                          tracker=tracker, scale=scale, should_stop=should_stop)[key]
@@ -84,8 +82,20 @@ def fill_between(
                          tracker=tracker, scale=scale, should_stop=should_stop)[key]
     if should_stop is not None and should_stop():
         return []
-    f = {x.frame: _xyxy(x) for x in fwd}
-    g = {x.frame: _xyxy(x) for x in bwd}
+    return blend(a, b, fwd, bwd)
+
+
+def blend(a: Box, b: Box, fwd: list[Box], bwd: list[Box]) -> list[Box]:
+    """Combine a forward track from keyframe a and a backward one from b (see fill_between).
+
+    Pure: `fwd` may run past b and `bwd` past a (boxes outside the span are ignored beyond the
+    far keyframe itself), so callers holding longer tracks from a keyframe can reuse them.
+    """
+    _check_pair(a, b)
+    n = b.frame - a.frame
+    lin = interpolate(a, b)
+    f = {x.frame: _xyxy(x) for x in fwd if a.frame < x.frame <= b.frame}
+    g = {x.frame: _xyxy(x) for x in bwd if a.frame <= x.frame < b.frame}
     # Drift at the far end, spread linearly: zero at the own keyframe, all of it at the far one.
     f_err = _xyxy(b) - f[b.frame] if b.frame in f and iou(tuple(f[b.frame]), b) >= REACH_IOU else None
     g_err = _xyxy(a) - g[a.frame] if a.frame in g and iou(tuple(g[a.frame]), a) >= REACH_IOU else None

@@ -8,9 +8,15 @@ The annotator draws the ground-truth box wherever the tool's box has IoU below -
   frame draw and re-propagate from there (the frames before stay).
 - interpolation: keyframes on the first and last frames; in every span with a bad frame add a
   keyframe at the first bad frame ("first") or the worst one ("worst"); repeat.
+- interpolation (oracle keys): the fewest keyframes that make interpolation good everywhere
+  (dynamic programming over GT; a lower bound no annotator reaches by scrubbing).
 - fill_between <tracker>: the same keyframe loop (worst frame) with app.interpolate.fill_between.
+- with --oracle-span N: fill_between (oracle) places its keyframes optimally like the
+  interpolation oracle (spans up to N frames), and "fill | interp (oracle)" also picks, per span,
+  interpolation or fill_between (what a UI offering both per span allows). Costs N tracker
+  updates per frame and direction: meant for OTB and UAV.
 
-Also prints ms per tracked box per tracker. `--quick` keeps 5 traffic tracks and two trackers.
+Also prints ms per tracked box per tracker. `--quick` keeps 5 traffic tracks and two trackers; fill_between runs with --fill-trackers.
 Run: .venv/bin/python benchmarks/bench_effort.py [--quick]
 """
 from __future__ import annotations
@@ -29,8 +35,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.domain import Box, iou  # noqa: E402
-from app.interpolate import fill_between, interpolate  # noqa: E402
-from app.tracking import TRACKERS, track_steps  # noqa: E402
+from app.interpolate import blend, interpolate  # noqa: E402
+from app.tracking import TRACKERS, propagate_many, track_steps  # noqa: E402
 
 QUICK_TRAFFIC_TRACKS = (1, 17, 22, 23, 28)
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -153,14 +159,83 @@ def sim_keyframes(gt: dict[int, Box], fill, thr: float, strategy: str) -> int:
         keys = sorted(set(keys) | set(added))
 
 
+class TrackCache:
+    """Tracks from keyframes, reused: fill_between(a, b) == blend(a, b, fwd from a, bwd from b).
+
+    Tracking is causal, so the track from a keyframe to a nearer stop is a prefix of the one to
+    a farther stop: each keyframe is tracked once per direction, not once per span it bounds.
+    """
+
+    def __init__(self, seq: Sequence, tracker: str, reach: int = 0) -> None:
+        self.get = seq.frames.__getitem__
+        self.last = len(seq.frames) - 1
+        self.tracker = tracker
+        self.reach = reach  # track at least this far, so growing spans do not re-track
+        self.done: dict[tuple[int, int], tuple[int, list[Box]]] = {}  # (frame, dir) -> (stop, boxes)
+
+    def track(self, box: Box, stop: int) -> list[Box]:
+        d = 1 if stop > box.frame else -1
+        got = self.done.get((box.frame, d))
+        if got is None or (got[0] - stop) * d < 0:
+            stop = min(self.last, max(0, box.frame + d * max(self.reach, abs(stop - box.frame))))
+            boxes = propagate_many(self.get, [box.moved(track_id=0)], box.frame, stop, tracker=self.tracker)[0]
+            self.done[(box.frame, d)] = got = (stop, boxes)
+        return got[1]
+
+    def fill(self, a: Box, b: Box) -> list[Box]:
+        return blend(a, b, self.track(a, b.frame), self.track(b, a.frame))
+
+
+def sim_optimal(gt: dict[int, Box], fills: list[Callable[[Box, Box], list[Box]]], thr: float, span: int) -> int:
+    """Fewest keyframes (spans up to `span` frames) such that on every span one of `fills` is good."""
+    frames = sorted(gt)
+
+    def good(fill: Callable[[Box, Box], list[Box]], i: int, j: int) -> bool:
+        got = {x.frame: x for x in fill(gt[frames[i]], gt[frames[j]])}
+        return all(f in got and iou(got[f], gt[f]) >= thr for f in frames[i + 1: j])
+
+    def ok(i: int, j: int) -> bool:
+        return any(good(fill, i, j) for fill in fills)
+
+    best = [0] + [len(frames) + 1] * (len(frames) - 1)  # keyframes placed before index j, j excluded
+    for j in range(1, len(frames)):
+        for i in range(j - 1, max(-1, j - span - 1), -1):
+            if best[i] + 1 < best[j] and ok(i, j):
+                best[j] = best[i] + 1
+    return best[-1] + 1
+
+
+def sim_interp_optimal(gt: dict[int, Box], thr: float) -> int:
+    """Fewest keyframes for which interpolation is good everywhere (an oracle's placement)."""
+    frames = sorted(gt)
+
+    def ok(i: int, j: int) -> bool:
+        a, b = gt[frames[i]], gt[frames[j]]
+        return all(iou(x, gt[x.frame]) >= thr for x in interpolate(a, b))
+
+    best = [0] + [len(frames) + 1] * (len(frames) - 1)  # keyframes needed up to frame index j
+    for j in range(1, len(frames)):
+        for i in range(j - 1, -1, -1):
+            if best[i] + 1 < best[j] and ok(i, j):
+                best[j] = best[i] + 1
+    return best[-1] + 1
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="subset: fewer traffic tracks and trackers")
     ap.add_argument("--iou", type=float, default=0.7)
     ap.add_argument("--sequences", default="otb,uav,traffic")
-    ap.add_argument("--trackers", default=None, help="comma list (default: all, or csrt,medianflow with --quick)")
+    ap.add_argument("--trackers", default=None, help="forward tracking with these (default: all; --quick: 2)")
+    ap.add_argument("--fill-trackers", default="medianflow,csrt", help="fill_between with these")
+    ap.add_argument("--modes", default="forward,interp,fill")
+    ap.add_argument("--oracle-span", type=int, default=0,
+                    help="also place fill_between keyframes optimally, spans up to N frames (slow: N tracks per frame)")
     args = ap.parse_args()
-    trackers = args.trackers.split(",") if args.trackers else (["csrt", "medianflow"] if args.quick else list(TRACKERS))
+    # fastest first, so a long run shows its cheap figures early
+    order = sorted(TRACKERS, key=["medianflow", "kcf", "csrt", "mil"].index)
+    trackers = args.trackers.split(",") if args.trackers else (["medianflow", "csrt"] if args.quick else order)
+    fill_trackers = args.fill_trackers.split(",")
     seqs = load_sequences(names=args.sequences.split(","))
     if args.quick:
         for s in seqs:
@@ -176,22 +251,29 @@ def main() -> None:
               flush=True)
 
     for seq in seqs:
-        getf = seq.frames.__getitem__
-        for name in trackers:
+        for name in trackers if "forward" in args.modes else []:
             t0 = time.perf_counter()
             res = [sim_forward(seq, g, name, args.iou) for g in seq.tracks.values()]
             dt = time.perf_counter() - t0
             ups = sum(r[1] for r in res)
             speed.setdefault(name, {})[seq.name] = f"{1e3 * dt / max(1, ups):.1f}"
             put(f"forward {name}", seq, sum(r[0] for r in res))
-        for strategy in ("first", "worst"):
+        for strategy in ("first", "worst") if "interp" in args.modes else []:
             put(f"interpolation ({strategy} bad)", seq,
                 sum(sim_keyframes(g, interpolate, args.iou, strategy) for g in seq.tracks.values()))
-        for name in trackers:
-            def fill(a: Box, b: Box, name: str = name, getf: Callable = getf) -> list[Box]:
-                return fill_between(getf, a, b, tracker=name)
+        if "interp" in args.modes:
+            put("interpolation (oracle keys)", seq, sum(sim_interp_optimal(g, args.iou) for g in seq.tracks.values()))
+        for name in fill_trackers if "fill" in args.modes else []:
+            cache = TrackCache(seq, name)
             put(f"fill_between {name} (worst)", seq,
-                sum(sim_keyframes(g, fill, args.iou, "worst") for g in seq.tracks.values()))
+                sum(sim_keyframes(g, cache.fill, args.iou, "worst") for g in seq.tracks.values()))
+            if args.oracle_span:
+                cache = TrackCache(seq, name, reach=args.oracle_span)
+                put(f"fill_between {name} (oracle)", seq,
+                    sum(sim_optimal(g, [cache.fill], args.iou, args.oracle_span) for g in seq.tracks.values()))
+                put(f"fill {name} | interp (oracle)", seq,
+                    sum(sim_optimal(g, [interpolate, cache.fill], args.iou, args.oracle_span)
+                        for g in seq.tracks.values()))
 
     names = [s.name for s in seqs]
     print(f"\nManual boxes per 100 boxes (annotator redraws where IoU < {args.iou}); CVAT human on traffic: 11.2")

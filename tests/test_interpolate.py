@@ -8,7 +8,7 @@ import pytest
 
 from app.domain import Box, iou
 from app.errors import BadInput
-from app.interpolate import fill_between, interpolate
+from app.interpolate import blend, fill_between, interpolate
 
 OTB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "otb_crossing"
 
@@ -82,3 +82,40 @@ def test_fill_between_falls_back_to_interpolation_where_tracking_fails() -> None
 def test_fill_between_honours_should_stop() -> None:
     frames, gt = _otb()
     assert fill_between(frames.__getitem__, gt[0], gt[20], tracker="medianflow", should_stop=lambda: True) == []
+
+
+def _line(a: Box, n: int, dx: float, dy: float = 0.0, drift: float = 0.0) -> list[Box]:
+    """Boxes on frames a.frame+1 .. a.frame+n moving by (dx, dy) per frame, plus a drift per frame."""
+    return [a.moved(x1=a.x1 + (dx + drift) * k, x2=a.x2 + (dx + drift) * k, y1=a.y1 + dy * k, y2=a.y2 + dy * k,
+                    frame=a.frame + k, source="tracked") for k in range(1, n + 1)]
+
+
+def test_blend_removes_a_linear_drift() -> None:
+    a = Box(0, 0, 20, 20, frame=0, track_id=1)
+    b = a.moved(x1=40, x2=60, frame=10)  # truth: 4 px per frame
+    fwd = _line(a, 10, 4, drift=0.5)  # the tracker overshoots 0.5 px per frame
+    got = blend(a, b, fwd, [])
+    assert [(x.x1, x.frame) for x in got] == [(pytest.approx(4.0 * k), k) for k in range(1, 10)]
+
+
+def test_blend_with_no_tracks_is_interpolation() -> None:
+    a, b = Box(0, 0, 10, 10, frame=0), Box(30, 0, 40, 10, frame=3)
+    assert [x.x1 for x in blend(a, b, [], [])] == [x.x1 for x in interpolate(a, b)]
+
+
+def test_blend_weights_agreeing_directions_by_distance() -> None:
+    a = Box(0, 0, 20, 20, frame=0)
+    b = a.moved(frame=4)
+    fwd = [a.moved(x1=1, x2=21, frame=k) for k in range(1, 5)]  # ends 1 px off b: too close to correct
+    bwd = [a.moved(frame=k) for k in range(3, -1, -1)]
+    got = blend(a, b, fwd[:3], bwd)  # forward stopped before b: no drift correction
+    assert [x.x1 for x in got] == pytest.approx([0.75, 0.5, 0.25])
+
+
+def test_blend_trusts_the_nearer_direction_when_they_disagree() -> None:
+    a = Box(0, 0, 10, 10, frame=0)
+    b = a.moved(frame=5)
+    fwd = [a.moved(x1=100, x2=110, frame=k) for k in range(1, 5)]  # jumped away, never reached b
+    bwd = [a.moved(frame=k) for k in range(4, 0, -1)]
+    got = blend(a, b, fwd, bwd)
+    assert [x.x1 for x in got] == [100, 100, 0, 0]
