@@ -17,9 +17,9 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from app.errors import BadInput, JobFailed, TpodError
+from app.errors import BadInput, JobFailed, NotFound, TpodError
 from app.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,10 +39,28 @@ def _note(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-def _project(ref: str, create: bool = False, author: str | None = None):
+def _project(ref: str):
     from app import projects
 
-    return projects.ensure_project(ref, author=author) if create else projects.get_project(ref)
+    return projects.get_project(ref)
+
+
+def _project_or_new(ref: str, author: str | None) -> tuple[Any, bool]:
+    """The project `ref`, created if missing; True when this command created it (and so must
+    remove it again if the command fails: a refused upload leaves no empty project behind)."""
+    from app import projects
+
+    try:
+        return projects.get_project(ref), False
+    except NotFound:
+        return projects.create_project(ref, author=author), True
+
+
+def _drop_new_project(project: Any, created: bool) -> None:
+    from app import projects
+
+    if created:
+        projects.delete_project(project.id)
 
 
 def _queue_for_wait(args: argparse.Namespace, make_queue: QueueFactory):
@@ -51,11 +69,14 @@ def _queue_for_wait(args: argparse.Namespace, make_queue: QueueFactory):
 
     queue = make_queue()
     if getattr(args, "wait", True) and not queue.workers():
-        _note("no worker is online: running the job in this process")
+        log.info("no worker is online: running the job in this process")
         return InlineQueue()
+    return queue
+
+
+def _note_if_no_worker(queue: Any) -> None:
     if not queue.workers():
         _note("queued, but no worker is online: start one with `python -m app worker`")
-    return queue
 
 
 def _wait(args: argparse.Namespace, queue: Any, job_id: str) -> dict:
@@ -63,9 +84,12 @@ def _wait(args: argparse.Namespace, queue: Any, job_id: str) -> dict:
 
     last = [0.0]
 
+    # Progress goes to a terminal (or with -v) only: a script reading stderr sees one line per error.
+    chatty = not args.json and (args.verbose or sys.stderr.isatty())
+
     def show(job: dict) -> None:
         p = job.get("progress") or {}
-        if time.monotonic() - last[0] > 2 and not args.json:
+        if chatty and time.monotonic() - last[0] > 2:
             last[0] = time.monotonic()
             _note(f"{job['kind']} {job_id}: {job['state']} {p.get('message') or ''} "
                   f"{p.get('done', '')}/{p.get('total', '')}".rstrip("/ "))
@@ -169,23 +193,29 @@ def cmd_ingest(args: argparse.Namespace, make_queue: QueueFactory) -> int:
         files.append((p.name, p))
     from app import ingest, jobstate
 
-    project = _project(args.project, create=True, author=args.user)
-    prepared = ingest.prepare_ingest(project.id, files, stride=args.stride, max_side=args.max_side,
-                                     start_s=args.start, end_s=args.end, author=args.user)
-    queue = _queue_for_wait(args, make_queue)
+    project, created = _project_or_new(args.project, args.user)
     results = []
     failed = False
-    for video_id, job_id, params in prepared:
-        jobstate.submit(queue, "ingest", params, project_id=project.id, author=args.user, job_id=job_id)
-        job = _wait(args, queue, job_id)
-        if job["state"] != "done":
-            failed = True
-            results.append({"video_id": video_id, "status": job["state"], "error": job.get("error")})
-            _note(f"ingest of video {video_id} {job['state']}: {job.get('error')}")
-            continue
-        v = ingest.get_video(video_id)
-        results.append({"video_id": video_id, "frames": v["frame_count"], "status": "ready", "name": v["name"],
-                        "width": v["width"], "height": v["height"], "fps": v["fps"], "codec": v["codec"]})
+    try:
+        prepared = ingest.prepare_ingest(project.id, files, stride=args.stride, max_side=args.max_side,
+                                         start_s=args.start, end_s=args.end, author=args.user)
+        queue = _queue_for_wait(args, make_queue)
+        for video_id, job_id, params in prepared:
+            jobstate.submit(queue, "ingest", params, project_id=project.id, author=args.user, job_id=job_id)
+            job = _wait(args, queue, job_id)
+            if job["state"] != "done":
+                failed = True
+                results.append({"video_id": video_id, "status": job["state"], "error": job.get("error")})
+                _note(f"error: ingest of video {video_id} {job['state']}: {job.get('error')}")
+                continue
+            v = ingest.get_video(video_id)
+            results.append({"video_id": video_id, "frames": v["frame_count"], "status": "ready", "name": v["name"],
+                            "width": v["width"], "height": v["height"], "fps": v["fps"], "codec": v["codec"]})
+    except BaseException:
+        _drop_new_project(project, created)
+        raise
+    if all(r["status"] != "ready" for r in results):
+        _drop_new_project(project, created)
     out = results[0] if len(results) == 1 else {"videos": results}
     out = {**out, "project": project.id}
     _emit(args, out, "\n".join(f"video {r['video_id']}: {r.get('frames', 0)} frames ({r['status']})" for r in results))
@@ -197,9 +227,13 @@ def cmd_ingest(args: argparse.Namespace, make_queue: QueueFactory) -> int:
 def cmd_import(args: argparse.Namespace, make_queue: QueueFactory) -> int:
     from app import transfer
 
-    project = _project(args.project, create=True, author=args.user)
-    report = transfer.import_annotations(Path(args.path), project.id, args.format, video_id=args.video,
-                                         create_classes=not args.no_create_classes, author=args.user)
+    project, created = _project_or_new(args.project, args.user)
+    try:
+        report = transfer.import_annotations(Path(args.path), project.id, args.format, video_id=args.video,
+                                             create_classes=not args.no_create_classes, author=args.user)
+    except BaseException:
+        _drop_new_project(project, created)
+        raise
     _emit(args, report, f"imported {report.get('boxes', 0)} boxes in {report.get('tracks', 0)} tracks; "
                         f"{len(report.get('skipped', []))} skipped")
     return 0
@@ -253,10 +287,9 @@ def cmd_train(args: argparse.Namespace, make_queue: QueueFactory) -> int:
     if args.device:
         settings["device"] = args.device
     queue = _queue_for_wait(args, make_queue) if args.wait else make_queue()
-    if not args.wait and not queue.workers():
-        _note("queued, but no worker is online: start one with `python -m app worker`")
     run_id, job_id = registry.start_training(queue, project.id, version["id"], args.model, settings, args.user)
     if not args.wait:
+        _note_if_no_worker(queue)
         _emit(args, {"run": run_id, "job": job_id, "status": "queued"}, f"queued run {run_id} (job {job_id})")
         return 0
     job = _wait(args, queue, job_id)
@@ -320,6 +353,8 @@ def cmd_prelabel(args: argparse.Namespace, make_queue: QueueFactory) -> int:
     params = prelabel.prelabel_params(int(args.model), args.video, conf=args.conf, create_classes=args.create_classes)
     queue = _queue_for_wait(args, make_queue)
     job_id = jobstate.submit(queue, "prelabel", params, project_id=video["project_id"], author=args.user)
+    if not args.wait:
+        _note_if_no_worker(queue)
     job = _wait(args, queue, job_id) if args.wait else {"state": "queued"}
     _emit(args, {"job": job_id, "status": job["state"], "result": job.get("result"), "error": job.get("error")},
           f"prelabel {job_id}: {job['state']}")
@@ -369,8 +404,15 @@ def cmd_user(args: argparse.Namespace, make_queue: QueueFactory) -> int:
 
 # ---------------------------------------------------------------- parser
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr, like the core's (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app", description="tpod: label video, train and use detectors.")
+    parser = _Parser(prog="python -m app", description="tpod: label video, train and use detectors.")
     parser.add_argument("--user", default=os.environ.get("USER") or "cli", help="author recorded for changes")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -53,8 +53,10 @@ def _split_of(path: Path) -> str:
 
 
 def _list(doc: dict, key: str, where: str) -> list:
-    value = doc.get(key) or []
-    if not isinstance(value, list):
+    value = doc.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):  # an empty {} too: it is not an empty list
         raise BadInput(f"{where}: '{key}' must be a list")
     return value
 
