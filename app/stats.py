@@ -11,11 +11,15 @@ Definitions used throughout:
 """
 from __future__ import annotations
 
+import copy
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
 from app.errors import NotFound
+from app.settings import get_settings
 from app.store import projects as project_sql
 from app.store import stats as sql
 from app.store.db import connect
@@ -68,13 +72,31 @@ def _aspect_label(step: int) -> str:
 def _area_labels() -> list[str]:
     edges = sql.AREA_EDGES
     out = [f"< {edges[0]:.2%}"]
-    out += [f"{lo:.2%} - {hi:.2%}" for lo, hi in zip(edges, edges[1:])]
+    out += [f"{lo:.2%} - {hi:.2%}" for lo, hi in zip(edges, edges[1:], strict=False)]
     out.append(f">= {edges[-1]:.0%}")
     return out
 
 
+def _bin(value: float, lo: int, hi: int) -> int:
+    """Clamp a floor()ed bin value from SQL into [lo, hi]."""
+    return min(max(int(value), lo), hi)
+
+
+# Results of recent calls keyed by (database, project, filters, gap length, revision): a
+# project whose revision has not moved answers without touching its boxes again.
+_CACHE_SIZE = 16
+_cache: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forget every cached result (benchmarks use it to time the uncached path)."""
+    with _cache_lock:
+        _cache.clear()
+
+
 def project_stats(project_id: int, *, video_ids: Sequence[int] | None = None,
-                  class_ids: Sequence[int] | None = None) -> dict[str, Any]:
+                  class_ids: Sequence[int] | None = None, use_cache: bool = True) -> dict[str, Any]:
     """Health statistics of a project's labels, optionally restricted to videos and/or classes.
 
     Returns a JSON-able dict: boxes, frames, classes (count and share per class), balance
@@ -82,75 +104,103 @@ def project_stats(project_id: int, *, video_ids: Sequence[int] | None = None,
     frames_summary, boxes_per_frame, width_hist/height_hist (relative to the image),
     area_hist, aspect_hist, heatmap (normalised 2-D histogram of box centres), sources,
     reviewed_share, authors (boxes, edits, active hours, boxes per hour), warnings, revision.
+
+    While the project's revision (see stats_revision) is unchanged, a repeated call answers
+    from an in-process cache (a fresh copy each time); use_cache=False recomputes.
     """
+    vkey = None if video_ids is None else tuple(sorted(int(v) for v in video_ids))
+    ckey = None if class_ids is None else tuple(sorted(int(c) for c in class_ids))
     with connect() as cur:
         project = project_sql.project_by_id(cur, project_id)
         if project is None:
             raise NotFound(f"no project {project_id}")
         revision = "|".join("" if v is None else str(v) for v in sql.revision(cur, project_id))
+        key = (str(get_settings().db_path), project_id, vkey, ckey, MIN_GAP_FRAMES, revision)
+        if use_cache:
+            with _cache_lock:
+                hit = _cache.get(key)
+                if hit is not None:
+                    _cache.move_to_end(key)
+                    return copy.deepcopy(hit)
         videos = sql.videos_of(cur, project_id, video_ids)
         box_rows = sql.box_aggregates(cur, project_id, video_ids, class_ids)
-        frame_rows = sql.frame_aggregates(cur, project_id, video_ids, class_ids)
-        gaps = sql.unlabeled_gaps(cur, project_id, video_ids, class_ids, MIN_GAP_FRAMES)
+        frame_rows = sql.frame_aggregates(cur, project_id, video_ids, class_ids, MIN_GAP_FRAMES)
         edit_rows = sql.author_edits(cur, project_id, video_ids)
+    result = _assemble(project_id, project, video_ids, class_ids, revision, videos, box_rows,
+                       frame_rows, edit_rows)
+    with _cache_lock:
+        _cache[key] = copy.deepcopy(result)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return result
 
+
+def _assemble(project_id: int, project: Any, video_ids: Sequence[int] | None,
+              class_ids: Sequence[int] | None, revision: str, videos: list[tuple],
+              box_rows: list[tuple], frame_rows: list[tuple], edit_rows: list[tuple]) -> dict[str, Any]:
+    """Reshape the few grouped rows from SQL into the stats dict."""
     classes = [c for c in project.classes if class_ids is None or c.id in set(class_ids)]
-    main: list[tuple] = []
-    size: dict[tuple[int, int], int] = {}
-    heat_counts: dict[tuple[int, int], int] = {}
+    n_boxes = 0
+    class_counts: dict[int, int] = {}
+    source_counts: dict[str, int] = {}
+    author_boxes: dict[str, list[int]] = {}   # author -> [boxes, manual boxes]
     author_hours: dict[str, set[int]] = {}
-    for row in box_rows:
-        gset = row[0]
+    w_counts: dict[int, int] = {}
+    h_counts: dict[int, int] = {}
+    heat_counts: dict[tuple[int, int], int] = {}
+    a_counts: dict[int, int] = {}
+    r_counts: dict[int, int] = {}
+    tiny = touching = outside_image = degenerate = 0
+    top, r_max = sql.SIZE_BINS - 1, int(sql.ASPECT_MAX / sql.ASPECT_STEP)
+    for (gset, class_id, source, name, hour, wb, hb, gx, gy, ab, rb,
+         is_tiny, is_degenerate, is_touching, is_outside, n) in box_rows:
+        n = int(n)
         if gset == "main":
-            main.append(row)
+            n_boxes += n
+            class_counts[class_id] = class_counts.get(class_id, 0) + n
+            source_counts[source] = source_counts.get(source, 0) + n
+            counts = author_boxes.setdefault(name, [0, 0])
+            counts[0] += n
+            if source == "manual":
+                counts[1] += n
+            author_hours.setdefault(name, set()).add(int(hour))
         elif gset == "size":
-            size[(int(row[6]), int(row[7]))] = int(row[11])
+            w, h = _bin(wb, 0, top), _bin(hb, 0, top)
+            w_counts[w] = w_counts.get(w, 0) + n
+            h_counts[h] = h_counts.get(h, 0) + n
         elif gset == "heat":
-            heat_counts[(int(row[8]), int(row[9]))] = int(row[11])
+            cell = (_bin(gx, 0, sql.HEAT_BINS - 1), _bin(gy, 0, sql.HEAT_BINS - 1))
+            heat_counts[cell] = heat_counts.get(cell, 0) + n
         else:
-            author_hours.setdefault(row[3], set()).add(int(row[10]))
-
-    def total(col: int, pick: int | None = None) -> Any:
-        """Sum of column `col` over the main groups, or per value of column `pick`."""
-        if pick is None:
-            return sum(int(r[col]) for r in main)
-        out: dict[Any, int] = {}
-        for r in main:
-            out[r[pick]] = out.get(r[pick], 0) + int(r[col])
-        return out
-
-    n_boxes = total(11)
-    tiny, touching, outside_image, degenerate = total(12), total(13), total(14), total(15)
+            a_counts[ab] = a_counts.get(ab, 0) + n
+            if not is_degenerate:   # w/h is then positive and finite
+                r = _bin(rb, -r_max, r_max)
+                r_counts[r] = r_counts.get(r, 0) + n
+            tiny += n if is_tiny else 0
+            degenerate += n if is_degenerate else 0
+            touching += n if is_touching else 0
+            outside_image += n if is_outside else 0
 
     def share(n: int) -> float:
         return n / n_boxes if n_boxes else 0.0
 
-    class_counts = total(11, 1)
     class_list = [
         {"class_id": c.id, "name": c.name, "color": c.color, "boxes": class_counts.get(c.id, 0),
          "share": share(class_counts.get(c.id, 0))}
         for c in classes
     ]
     sources = sorted(
-        ({"source": s, "boxes": n, "share": share(n)} for s, n in total(11, 2).items()),
+        ({"source": s, "boxes": n, "share": share(n)} for s, n in source_counts.items()),
         key=lambda d: -d["boxes"],
     )
 
-    w_counts: dict[int, int] = {}
-    h_counts: dict[int, int] = {}
-    for (wb, hb), n in size.items():
-        w_counts[wb] = w_counts.get(wb, 0) + n
-        h_counts[hb] = h_counts.get(hb, 0) + n
     step = 1 / sql.SIZE_BINS
     width_hist = [{"bin_start": round(i * step, 4), "bin_end": round((i + 1) * step, 4),
                    "boxes": w_counts.get(i, 0)} for i in range(sql.SIZE_BINS)]
     height_hist = [{"bin_start": round(i * step, 4), "bin_end": round((i + 1) * step, 4),
                     "boxes": h_counts.get(i, 0)} for i in range(sql.SIZE_BINS)]
-    a_counts = total(11, 4)
     area_hist = [{"bin": i, "label": label, "boxes": a_counts.get(i, 0)}
                  for i, label in enumerate(_area_labels())]
-    r_counts = total(11, 5)
-    r_max = int(sql.ASPECT_MAX / sql.ASPECT_STEP)
     aspect_hist = [{"log2": s * sql.ASPECT_STEP, "label": _aspect_label(s), "boxes": r_counts.get(s, 0)}
                    for s in range(-r_max, r_max + 1)]
 
@@ -173,11 +223,10 @@ def project_stats(project_id: int, *, video_ids: Sequence[int] | None = None,
         return authors.setdefault(name, {"author": name, "boxes": 0, "manual_boxes": 0, "edits": 0,
                                          "hours": set(), "first": None, "last": None})
 
-    for r in main:
-        a = author(r[3])
-        a["boxes"] += int(r[11])
-        if r[2] == "manual":
-            a["manual_boxes"] += int(r[11])
+    for name, (n, manual) in author_boxes.items():
+        a = author(name)
+        a["boxes"] += n
+        a["manual_boxes"] += manual
     for name, hours in author_hours.items():
         author(name)["hours"].update(hours)
     for name, n_edits, hour, first, last in edit_rows:
@@ -203,6 +252,7 @@ def project_stats(project_id: int, *, video_ids: Sequence[int] | None = None,
         f = [int(x) for x in r[2:8]] if r else [0] * 6
         per_video.append({"video_id": vid, "name": name, "frames": f[0], "labeled": f[1], "empty": f[2],
                           "unlabeled": f[3], "reviewed": f[4], "boxes": f[5]})
+    gaps = [r for r in frame_rows if r[0] == "gap"]
     t = next((r for r in frame_rows if r[0] == "total"), None)
     f = [int(x) for x in t[2:8]] if t else [0] * 6
     frames_summary = {"frames": f[0], "labeled": f[1], "empty": f[2], "unlabeled": f[3], "reviewed": f[4],
@@ -238,7 +288,7 @@ def project_stats(project_id: int, *, video_ids: Sequence[int] | None = None,
         if pv["frames"] and not pv["labeled"]:
             warn("video_unlabeled", "info", pv["frames"], f"video {pv['name']!r} has no boxes yet",
                  video_id=pv["video_id"])
-    for vid, first, last, length in gaps:
+    for _, vid, length, *_, first, last in gaps:
         warn("unlabeled_gap", "warning", int(length),
              f"video {names.get(vid, vid)!r}: frames {first}-{last} ({length} frames) have no boxes "
              "and are not marked reviewed", video_id=int(vid), first=int(first), last=int(last))

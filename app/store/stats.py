@@ -1,7 +1,8 @@
 """SQL for dataset health statistics: every figure is an aggregate computed inside DuckDB.
 
-The box-level figures come from ONE pass over the filtered boxes (GROUPING SETS with FILTER
-counts); the frame-level figures from one pass over the frames of the selected videos. Python
+The box-level figures come from ONE pass over the filtered boxes (GROUPING SETS of plain counts
+keyed by small bins); the frame-level figures, gaps included, from one pass over the per-frame box
+counts of the selected videos. Python
 only reshapes the small grouped results (see app/stats.py).
 """
 from __future__ import annotations
@@ -40,32 +41,48 @@ def _selected_videos(project_id: int, video_ids: Sequence[int] | None) -> tuple[
     return sql, [project_id, *args]
 
 
+def _dims(width: str, height: str) -> str:
+    """Per-image constants the box figures compare against, computed once per video (or image)
+    instead of once per box; written exactly as the per-box formulas would round them."""
+    iw, ih = f"{width}::DOUBLE", f"{height}::DOUBLE"
+    edges = ", ".join(f"{edge} * {iw} * {ih} AS t{i}" for i, edge in enumerate(AREA_EDGES))
+    return (f"{iw} AS iw, {ih} AS ih, {edges}, "
+            f"{iw} - {EDGE_TOL_PX} AS xe, {ih} - {EDGE_TOL_PX} AS ye, "
+            f"{iw} + {EDGE_TOL_PX} AS xo, {ih} + {EDGE_TOL_PX} AS yo")
+
+
+_DIM_COLS = "iw, ih, " + ", ".join(f"t{i}" for i in range(len(AREA_EDGES))) + ", xe, ye, xo, yo"
+
+
 def box_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int,
                    video_ids: Sequence[int] | None, class_ids: Sequence[int] | None) -> list[tuple]:
     """One grouped pass over the visible boxes of the selection.
 
-    Rows: (set, class_id, source, author, area_bin, aspect_bin, w_bin, h_bin, gx, gy, hour,
-    n, tiny, touching, outside_image, degenerate) with set one of
-      'main'  grouped by (class_id, source, author, area_bin, aspect_bin), with the flag counts;
-      'size'  grouped by (w_bin, h_bin);  'heat' by (gx, gy);  'hours' by (author, hour);
-    columns outside a row's grouping are NULL. Marginals are sums over these few groups.
-    Per-row arithmetic dominates the cost, so each figure is computed once, in one scan.
+    Rows: (set, class_id, source, author, hour, wb, hb, gx, gy, ab, rb, tiny, degenerate, touching,
+    outside_image, n) with set one of
+      'main'   grouped by (class_id, source, author, hour);
+      'size'   by (wb, hb);  'heat' by (gx, gy);
+      'shape'  by (ab, rb, tiny, degenerate, touching, outside_image);
+    columns outside a row's grouping are NULL. hour = whole hours since the epoch.
+    The bins come back unclamped (floor values as DOUBLE; rb is NaN or infinite for degenerate
+    boxes): clamping the few groups in Python is cheaper than clamping a million rows here.
+    Per-row arithmetic dominates the cost, so the per-image constants come from the video row,
+    the flags are plain comparisons (no least()/greatest(), which are slow per row), and every
+    aggregate is a count(*) keyed by small values.
     """
     vsql, vargs = _selected_videos(project_id, video_ids)
     cwhere, cargs = _in("b.class_id", class_ids)
-    area_case = " ".join(
-        f"WHEN w * h < {edge} * iw * ih THEN {i}" for i, edge in enumerate(AREA_EDGES)
-    )
+    area_case = " ".join(f"WHEN wh < t{i} THEN {i}" for i in range(len(AREA_EDGES)))
     cols = "b.class_id, b.source, coalesce(b.author, '') AS author, b.created_at, b.x1, b.y1, b.x2, b.y2"
     sql = f"""
-    WITH v AS ({vsql}),
+    WITH v AS (SELECT id, width, {_dims("width", "height")} FROM ({vsql})),
     b AS (
-        SELECT {cols}, v.width::DOUBLE AS iw, v.height::DOUBLE AS ih
+        SELECT {cols}, {_DIM_COLS}
         FROM boxes b JOIN v ON v.id = b.video_id
         WHERE v.width IS NOT NULL AND NOT b.outside{cwhere}
         UNION ALL
         -- image sets keep one size per image in frames
-        SELECT {cols}, f.width::DOUBLE, f.height::DOUBLE
+        SELECT {cols}, {_dims("f.width", "f.height")}
         FROM boxes b JOIN v ON v.id = b.video_id AND v.width IS NULL
         JOIN frames f ON f.video_id = b.video_id AND f.idx = b.frame_idx
         WHERE NOT b.outside{cwhere}
@@ -73,40 +90,33 @@ def box_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int,
     m AS (SELECT *, x2 - x1 AS w, y2 - y1 AS h FROM b),
     k AS (
         SELECT class_id, source, author,
-               epoch(created_at)::BIGINT // 3600 AS hour,
-               least(greatest(floor(w * {SIZE_BINS} / iw), 0), {SIZE_BINS - 1})::INTEGER AS wb,
-               least(greatest(floor(h * {SIZE_BINS} / ih), 0), {SIZE_BINS - 1})::INTEGER AS hb,
-               least(greatest(floor((x1 + x2) * {HEAT_BINS / 2} / iw), 0), {HEAT_BINS - 1})::INTEGER AS gx,
-               least(greatest(floor((y1 + y2) * {HEAT_BINS / 2} / ih), 0), {HEAT_BINS - 1})::INTEGER AS gy,
+               epoch_us(created_at) // 3600000000 AS hour,
+               floor(w * {SIZE_BINS} / iw) AS wb,
+               floor(h * {SIZE_BINS} / ih) AS hb,
+               floor((x1 + x2) * {HEAT_BINS / 2} / iw) AS gx,
+               floor((y1 + y2) * {HEAT_BINS / 2} / ih) AS gy,
                CASE {area_case} ELSE {len(AREA_EDGES)} END AS ab,
-               CASE WHEN w > 0 AND h > 0 THEN
-                   least(greatest(round(log2(w / h) / {ASPECT_STEP}),
-                         {-ASPECT_MAX / ASPECT_STEP}), {ASPECT_MAX / ASPECT_STEP})::INTEGER
-               END AS rb,
-               least(w, h) < {TINY_PX} AS tiny,
-               (x1 <= {EDGE_TOL_PX} OR y1 <= {EDGE_TOL_PX}
-                OR x2 >= iw - {EDGE_TOL_PX} OR y2 >= ih - {EDGE_TOL_PX}) AS touching,
-               (x1 < -{EDGE_TOL_PX} OR y1 < -{EDGE_TOL_PX}
-                OR x2 > iw + {EDGE_TOL_PX} OR y2 > ih + {EDGE_TOL_PX}) AS outside_image,
-               (w <= 0 OR h <= 0) AS degenerate
-        FROM m
+               round(log2(w / h) / {ASPECT_STEP}) AS rb,
+               w < {TINY_PX} OR h < {TINY_PX} AS tiny,
+               w <= 0 OR h <= 0 AS degenerate,
+               x1 <= {EDGE_TOL_PX} OR y1 <= {EDGE_TOL_PX} OR x2 >= xe OR y2 >= ye AS touching,
+               x1 < -{EDGE_TOL_PX} OR y1 < -{EDGE_TOL_PX} OR x2 > xo OR y2 > yo AS outside_image
+        FROM (SELECT *, w * h AS wh FROM m)
     )
-    SELECT CASE GROUPING(class_id, source, author, ab, rb, wb, hb, gx, gy, hour)
-             WHEN {_gmask(0, 1, 2, 3, 4)} THEN 'main' WHEN {_gmask(5, 6)} THEN 'size'
-             WHEN {_gmask(7, 8)} THEN 'heat' ELSE 'hours' END AS gset,
-           class_id, source, author, ab, rb, wb, hb, gx, gy, hour,
-           count(*) AS n,
-           count(*) FILTER (WHERE tiny) AS tiny,
-           count(*) FILTER (WHERE touching) AS touching,
-           count(*) FILTER (WHERE outside_image) AS outside_image,
-           count(*) FILTER (WHERE degenerate) AS degenerate
+    SELECT CASE GROUPING(class_id, source, author, hour, wb, hb, gx, gy,
+                         ab, rb, tiny, degenerate, touching, outside_image)
+             WHEN {_gmask(0, 1, 2, 3)} THEN 'main' WHEN {_gmask(4, 5)} THEN 'size'
+             WHEN {_gmask(6, 7)} THEN 'heat' ELSE 'shape' END AS gset,
+           class_id, source, author, hour, wb, hb, gx, gy, ab, rb, tiny, degenerate, touching, outside_image,
+           count(*) AS n
     FROM k
-    GROUP BY GROUPING SETS ((class_id, source, author, ab, rb), (wb, hb), (gx, gy), (author, hour))
+    GROUP BY GROUPING SETS ((class_id, source, author, hour), (wb, hb), (gx, gy),
+                            (ab, rb, tiny, degenerate, touching, outside_image))
     """
     return cur.execute(sql, [*vargs, *cargs, *cargs]).fetchall()
 
 
-_GCOLS = 10
+_GCOLS = 14
 
 
 def _gmask(*present: int) -> int:
@@ -117,65 +127,63 @@ def _gmask(*present: int) -> int:
     return mask
 
 
-def _frames_cte(project_id: int, video_ids: Sequence[int] | None,
-                class_ids: Sequence[int] | None) -> tuple[str, list]:
+def frame_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int, video_ids: Sequence[int] | None,
+                     class_ids: Sequence[int] | None, min_gap: int) -> list[tuple]:
+    """The frame-level figures in one pass over the per-frame box counts.
+
+    Rows (set, key, frames, labeled, empty, unlabeled, reviewed, boxes, first, last) with set
+      'video' (key = video_id), 'bpf' (key = boxes in the frame, capped at BPF_CAP), 'total';
+      'gap' (key = video_id, frames = run length, first/last frame index): a run of >= min_gap
+      consecutive unlabeled, unreviewed frames in a video that has labels, longest first.
+    'empty' = reviewed without boxes, 'unlabeled' = neither. Counting boxes per frame is the
+    costly step, so it is done once and shared (materialised) by both figures.
+    """
     vsql, vargs = _selected_videos(project_id, video_ids)
     cwhere, cargs = _in("b.class_id", class_ids)
     sql = f"""
-    v AS ({vsql}),
+    WITH v AS ({vsql}),
     per AS (
         SELECT b.video_id, b.frame_idx, count(*) AS n
         FROM boxes b SEMI JOIN v ON v.id = b.video_id
         WHERE NOT b.outside{cwhere}
         GROUP BY ALL
     ),
-    ff AS (
+    ff AS MATERIALIZED (
         SELECT f.video_id, f.idx, f.reviewed, coalesce(p.n, 0) AS n
-        FROM frames f JOIN v ON v.id = f.video_id
+        FROM frames f SEMI JOIN v ON v.id = f.video_id
         LEFT JOIN per p ON p.video_id = f.video_id AND p.frame_idx = f.idx
-    )"""
-    return sql, [*vargs, *cargs]
-
-
-def frame_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int,
-                     video_ids: Sequence[int] | None, class_ids: Sequence[int] | None) -> list[tuple]:
-    """Rows (set, key, frames, labeled, empty, unlabeled, reviewed, boxes) with set in
-    {'video', 'bpf', 'total'}; 'empty' = reviewed without boxes, 'unlabeled' = neither."""
-    cte, args = _frames_cte(project_id, video_ids, class_ids)
-    sql = f"""
-    WITH {cte}
-    SELECT CASE GROUPING(video_id, nb) WHEN 1 THEN 'video' WHEN 2 THEN 'bpf' ELSE 'total' END,
-           coalesce(video_id, nb) AS key,
-           count(*) AS frames,
-           count(*) FILTER (WHERE n > 0) AS labeled,
-           count(*) FILTER (WHERE n = 0 AND reviewed) AS empty,
-           count(*) FILTER (WHERE n = 0 AND NOT reviewed) AS unlabeled,
-           count(*) FILTER (WHERE reviewed) AS reviewed,
-           coalesce(sum(n), 0) AS boxes
-    FROM (SELECT *, least(n, {BPF_CAP}) AS nb FROM ff)
-    GROUP BY GROUPING SETS ((video_id), (nb), ())
-    """
-    return cur.execute(sql, args).fetchall()
-
-
-def unlabeled_gaps(cur: duckdb.DuckDBPyConnection, project_id: int, video_ids: Sequence[int] | None,
-                   class_ids: Sequence[int] | None, min_len: int) -> list[tuple]:
-    """Runs of >= min_len consecutive unlabeled, unreviewed frames in videos that have labels:
-    rows (video_id, first_idx, last_idx, length), longest first."""
-    cte, args = _frames_cte(project_id, video_ids, class_ids)
-    sql = f"""
-    WITH {cte},
-    labeled_videos AS (SELECT DISTINCT video_id FROM per),
+    ),
+    agg AS (
+        SELECT CASE GROUPING(video_id, nb) WHEN 1 THEN 'video' WHEN 2 THEN 'bpf' ELSE 'total' END AS gset,
+               coalesce(video_id, nb) AS key,
+               count(*) AS frames,
+               count(*) FILTER (WHERE n > 0) AS labeled,
+               count(*) FILTER (WHERE n = 0 AND reviewed) AS empty,
+               count(*) FILTER (WHERE n = 0 AND NOT reviewed) AS unlabeled,
+               count(*) FILTER (WHERE reviewed) AS reviewed,
+               coalesce(sum(n), 0) AS boxes
+        FROM (SELECT *, least(n, {BPF_CAP}) AS nb FROM ff)
+        GROUP BY GROUPING SETS ((video_id), (nb), ())
+    ),
     holes AS (
-        SELECT ff.video_id, idx, idx - row_number() OVER (PARTITION BY ff.video_id ORDER BY idx) AS grp
-        FROM ff SEMI JOIN labeled_videos lv ON lv.video_id = ff.video_id
+        SELECT video_id, idx, idx - row_number() OVER (PARTITION BY video_id ORDER BY idx) AS grp
+        FROM ff
         WHERE n = 0 AND NOT reviewed
+          AND video_id IN (SELECT key FROM agg WHERE gset = 'video' AND labeled > 0)
+    ),
+    gaps AS (
+        SELECT video_id, min(idx) AS first, max(idx) AS last, count(*) AS len
+        FROM holes GROUP BY video_id, grp HAVING count(*) >= ?
     )
-    SELECT video_id, min(idx), max(idx), count(*) AS len
-    FROM holes GROUP BY video_id, grp HAVING count(*) >= ?
-    ORDER BY len DESC, video_id, min(idx)
+    SELECT gset, key, frames, labeled, empty, unlabeled, reviewed, boxes, NULL AS first, NULL AS last
+    FROM agg
+    UNION ALL
+    SELECT * FROM (
+        SELECT 'gap', video_id, len, NULL, NULL, NULL, NULL, NULL, first, last
+        FROM gaps ORDER BY len DESC, video_id, first
+    )
     """
-    return cur.execute(sql, [*args, min_len]).fetchall()
+    return cur.execute(sql, [*vargs, *cargs, min_gap]).fetchall()
 
 
 def author_edits(cur: duckdb.DuckDBPyConnection, project_id: int,
@@ -184,7 +192,7 @@ def author_edits(cur: duckdb.DuckDBPyConnection, project_id: int,
     hour = whole hours since the epoch, as in box_aggregates."""
     where, args = _in("video_id", video_ids)
     sql = f"""
-    SELECT coalesce(author, '') AS author, count(*) AS edits, epoch(edited_at)::BIGINT // 3600 AS hour,
+    SELECT coalesce(author, '') AS author, count(*) AS edits, epoch_us(edited_at) // 3600000000 AS hour,
            min(edited_at), max(edited_at)
     FROM edits WHERE project_id = ? AND NOT undone{where}
     GROUP BY ALL
@@ -202,14 +210,14 @@ def revision(cur: duckdb.DuckDBPyConnection, project_id: int) -> tuple:
     """Figures that change whenever anything the stats read changes (for caches)."""
     row = cur.execute(
         """
-        WITH v AS (SELECT id FROM videos WHERE project_id = ?)
-        SELECT (SELECT count(*) FROM v),
-               (SELECT count(*) FROM boxes b SEMI JOIN v ON v.id = b.video_id),
-               (SELECT max(updated_at) FROM boxes b SEMI JOIN v ON v.id = b.video_id),
-               (SELECT count(*) FILTER (WHERE reviewed) FROM frames f SEMI JOIN v ON v.id = f.video_id),
-               (SELECT count(*) FROM frames f SEMI JOIN v ON v.id = f.video_id),
+        WITH v AS (SELECT id FROM videos WHERE project_id = ?),
+        bx AS (SELECT count(*) AS n, max(updated_at) AS last FROM boxes b SEMI JOIN v ON v.id = b.video_id),
+        fr AS (SELECT count(*) FILTER (WHERE reviewed) AS reviewed, count(*) AS n
+               FROM frames f SEMI JOIN v ON v.id = f.video_id)
+        SELECT (SELECT count(*) FROM v), bx.n, bx.last, fr.reviewed, fr.n,
                (SELECT max(id) FROM edits WHERE project_id = ?),
                (SELECT count(*) FROM label_classes WHERE project_id = ?)
+        FROM bx, fr
         """,
         [project_id, project_id, project_id],
     ).fetchone()
