@@ -168,3 +168,21 @@ def test_revision_changes_on_writes(tiny):
         cur.execute("UPDATE frames SET reviewed = true WHERE video_id = ? AND idx = 4", [tiny["b"]])
     assert stats_revision(pid) != second
     assert project_stats(pid)["revision"] == stats_revision(pid)
+
+
+def test_cache_answers_copies_and_follows_the_revision(tiny):
+    pid = tiny["project"].id
+    first = project_stats(pid)
+    first["classes"].clear()                       # a caller mutating its copy
+    again = project_stats(pid)
+    assert again["boxes"] == 5 and len(again["classes"]) == 3
+    assert again == project_stats(pid, use_cache=False)
+    add_box(tiny["b"], 3, tiny["dog"], (1, 1, 20, 20))
+    assert project_stats(pid)["boxes"] == 6
+
+
+def test_active_hours_floor_timestamps(tiny):
+    # 10:59:59.6 is still the 10 o'clock hour, not 11
+    add_box(tiny["a"], 7, tiny["car"], (10, 10, 60, 60), author="cy", created="2024-01-01 10:59:59.6")
+    add_box(tiny["a"], 8, tiny["car"], (10, 10, 60, 60), author="cy", created="2024-01-01 10:00:00")
+    assert by(project_stats(tiny["project"].id)["authors"], "author")["cy"]["active_hours"] == 1
