@@ -108,10 +108,10 @@ STATUS_RGB: dict[str, tuple[int, int, int]] = {
 }
 
 
-def timeline_image(statuses: Sequence[str], *, current: int, reviewed: set[int] | None = None,
+def timeline_image(statuses: Sequence[str], *, current: int | None, reviewed: set[int] | None = None,
                    width: int = 900, height: int = 18) -> Any:
     """An RGB strip, one column band per frame coloured by status; a dark bar marks the current
-    frame and a thin dark line under a frame marks it reviewed."""
+    frame (none when `current` is None) and a thin dark line under a frame marks it reviewed."""
     import numpy as np
 
     n = max(1, len(statuses))
@@ -122,8 +122,9 @@ def timeline_image(statuses: Sequence[str], *, current: int, reviewed: set[int] 
     if reviewed:
         mask = np.array([c in reviewed for c in cols])
         img[-3:, mask] = (60, 60, 60)
-    x = min(width - 1, int((current + 0.5) * width / n))
-    img[:, max(0, x - 1): x + 2] = (20, 20, 20)
+    if current is not None:
+        x = min(width - 1, int((current + 0.5) * width / n))
+        img[:, max(0, x - 1): x + 2] = (20, 20, 20)
     return img
 
 

@@ -2,8 +2,14 @@
 
 Measures key press (Right arrow) -> the new frame's pixels drawn on the canvas background,
 p50/p95 over consecutive frames (goal: 150/300 ms). Same run, for comparison, a minimal page
-with only the canvas and a Next shortcut, once sending the frame as JPEG bytes (what the Label
-page does) and once as a PIL image (the baseline: the component re-encodes it to PNG each rerun).
+with only the canvas and a Next shortcut, sending the frame as display-size JPEG bytes (what
+the Label page does, app/display.py), as the full-size stored JPEG (the baseline: what the
+Label page sent before) and, without --quick, as a PIL image (the component re-encodes it to
+PNG each rerun).
+
+Where the time goes, from browser-side timestamps: key down -> first websocket message of the
+rerun (the server starts answering) -> last message before the frame is drawn (server done,
+transfer included) -> frame drawn (browser: React, the component, image decode, Fabric).
 
     .venv/bin/python benchmarks/bench_next_frame.py [--quick] [--frames N]
 """
@@ -33,6 +39,8 @@ from PIL import Image
 from streamlit_drawable_canvas import st_canvas
 from app import framestore
 
+from app import display
+
 mode, vid, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 ss = st.session_state
 ss.setdefault("f", 0)
@@ -40,8 +48,12 @@ def nxt():
     ss["f"] = (ss["f"] + 1) % n
 st.button("Next", key="next", on_click=nxt, shortcut="Right")
 st.markdown(f"Frame {ss['f']} / {n - 1}")
-jpeg = framestore.read_jpeg(vid, ss["f"])
-bg = Image.open(io.BytesIO(jpeg)) if mode == "pil" else jpeg
+if mode == "display":
+    bg = display.display_jpeg(vid, ss["f"], 680)
+    display.prefetch(vid, range(ss["f"] + 1, min(n, ss["f"] + 5)), 680)
+else:
+    jpeg = framestore.read_jpeg(vid, ss["f"])
+    bg = Image.open(io.BytesIO(jpeg)) if mode == "pil" else jpeg
 st_canvas(background_image=bg, width=680, height=383, drawing_mode="labeled_rect", label="car",
           initial_drawing={"objects": []}, key="canvas")
 '''
@@ -62,6 +74,24 @@ SIG_JS = """() => {
   for (let i = 0; i < d.length; i += 4 * 997) s = (s * 31 + d[i] + 3 * d[i + 1] + 7 * d[i + 2]) % 1000000007;
   return s;
 }"""
+
+
+# Browser-side clock: key downs and websocket messages (time, bytes), before the app loads.
+TAP_JS = """(() => {
+  window.__keys = []; window.__ws = [];
+  document.addEventListener('keydown', () => window.__keys.push(performance.now()), true);
+  const Orig = window.WebSocket;
+  function Tapped(...args) {
+    const ws = new Orig(...args);
+    ws.addEventListener('message', (e) => {
+      const d = e.data; window.__ws.push([performance.now(), d.byteLength || d.size || d.length || 0]);
+    });
+    return ws;
+  }
+  Tapped.prototype = Orig.prototype;
+  for (const k of ['CONNECTING', 'OPEN', 'CLOSING', 'CLOSED']) Tapped[k] = Orig[k];
+  window.WebSocket = Tapped;
+})();"""
 
 
 def make_data(data_dir: Path, frames: int) -> int:
@@ -114,9 +144,11 @@ def serve(argv: list[str], env: dict, log: Path) -> tuple[subprocess.Popen, str]
     return proc, url
 
 
-def measure(page, url: str, presses: int, nav: str | None, total: int) -> list[float]:
+def measure(page, url: str, presses: int, nav: str | None, total: int) -> tuple[list[float], list[dict]]:
+    """Per press: the wall time in ms, and the browser-side split (see the module doc)."""
     from tests.e2e.conftest import wait_idle
 
+    page.add_init_script(TAP_JS)
     page.goto(url)
     if nav:
         page.get_by_role("link", name=nav).first.click()
@@ -124,23 +156,35 @@ def measure(page, url: str, presses: int, nav: str | None, total: int) -> list[f
     page.wait_for_function(f"() => ({SIG_JS})() > 0", timeout=60000)
     page.wait_for_timeout(1500)
     page.get_by_text(f"Frame 0 / {total - 1}").first.click()  # focus the page, not a widget
-    out = []
+    out, split = [], []
     for _ in range(presses):
         sig = page.evaluate(SIG_JS)
         t0 = time.perf_counter()
         page.keyboard.press("ArrowRight")
-        page.wait_for_function(f"(s) => {{ const v = ({SIG_JS})(); return v > 0 && v !== s; }}", arg=sig,
-                               polling="raf", timeout=30000)
+        page.wait_for_function(
+            f"(s) => {{ const v = ({SIG_JS})(); if (v > 0 && v !== s) {{ window.__drawn = performance.now(); "
+            "return true; } return false; }", arg=sig, polling="raf", timeout=30000)
         out.append((time.perf_counter() - t0) * 1000)
+        split.append(page.evaluate("""() => {
+          const k = window.__keys[window.__keys.length - 1], d = window.__drawn;
+          const m = window.__ws.filter(([t]) => t >= k && t <= d);
+          return {first: m.length ? m[0][0] - k : null, last: m.length ? m[m.length - 1][0] - k : null,
+                  drawn: d - k, bytes: m.reduce((a, [, n]) => a + n, 0)};
+        }"""))
         # A press while the script still runs can be merged into that rerun: wait until it is done.
         wait_idle(page)
         page.wait_for_timeout(150)
-    return out
+    return out, split
+
+
+LABEL = "Label page (display-size JPEG)"
+MIN_DISPLAY = "minimal canvas, display-size JPEG"
+MIN_FULL = "minimal canvas, full-size JPEG (baseline)"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="12 presses per page instead of 40")
+    ap.add_argument("--quick", action="store_true", help="12 presses per page instead of 40, no PIL run")
     ap.add_argument("--frames", type=int, default=None)
     args = ap.parse_args()
     presses = args.frames or (12 if args.quick else 40)
@@ -155,28 +199,40 @@ def main() -> None:
         vid = make_data(tmp / "data", frames)
         env = {**os.environ, "TPOD_DATA_DIR": str(tmp / "data"), "PYTHONPATH": str(ROOT)}
         (tmp / "minimal.py").write_text(MINIMAL)
-        runs = [("Label page (JPEG bytes)", [str(ROOT / "streamlit_app.py")], "Label"),
-                ("minimal canvas, JPEG bytes", [str(tmp / "minimal.py"), "jpeg", str(vid), str(frames)], None),
-                ("minimal canvas, PIL image (baseline)", [str(tmp / "minimal.py"), "pil", str(vid), str(frames)], None)]
-        results = {}
+        minimal = [str(tmp / "minimal.py")]
+        runs = [(LABEL, [str(ROOT / "streamlit_app.py")], "Label"),
+                (MIN_DISPLAY, [*minimal, "display", str(vid), str(frames)], None),
+                (MIN_FULL, [*minimal, "jpeg", str(vid), str(frames)], None)]
+        if not args.quick:
+            runs.append(("minimal canvas, PIL image", [*minimal, "pil", str(vid), str(frames)], None))
+        results, splits = {}, {}
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             for name, argv, nav in runs:
                 proc, url = serve(argv, env, tmp / "serve.log")
                 try:
                     ctx = browser.new_context(viewport={"width": 1400, "height": 950})
-                    results[name] = measure(ctx.new_page(), url, presses, nav, frames)
+                    results[name], splits[name] = measure(ctx.new_page(), url, presses, nav, frames)
                     ctx.close()
                 finally:
                     stop_process(proc, signal.SIGINT)
             browser.close()
         print(f"\nkey press -> new frame drawn, {presses} presses each (goal p50 <= 150 ms, p95 <= 300 ms)")
         for name, ms in results.items():
-            print(f"  {name:40s} p50 {np.percentile(ms, 50):6.0f} ms   p95 {np.percentile(ms, 95):6.0f} ms")
-        base = np.percentile(results["minimal canvas, PIL image (baseline)"], 50)
-        jpeg = np.percentile(results["minimal canvas, JPEG bytes"], 50)
-        page = np.percentile(results["Label page (JPEG bytes)"], 50)
-        print(f"  ratio PIL / JPEG (minimal page, p50): {base / jpeg:.2f}x;  Label page / minimal JPEG: {page / jpeg:.2f}x")
+            print(f"  {name:44s} p50 {np.percentile(ms, 50):6.0f} ms   p95 {np.percentile(ms, 95):6.0f} ms")
+        print("\nwhere the time goes (browser clock, medians, ms after key down):")
+        print(f"  {'':44s} {'1st msg':>8s} {'last msg':>9s} {'drawn':>7s} {'KB/step':>8s}")
+        for name, rows in splits.items():
+            def med(k, rows=rows):
+                vals = [r[k] for r in rows if r[k] is not None]
+                return float(np.median(vals)) if vals else float("nan")
+            print(f"  {name:44s} {med('first'):8.0f} {med('last'):9.0f} {med('drawn'):7.0f} {med('bytes') / 1024:8.0f}")
+        full = np.percentile(results[MIN_FULL], 50)
+        small = np.percentile(results[MIN_DISPLAY], 50)
+        page = np.percentile(results[LABEL], 50)
+        print(f"\n  ratio full-size / display-size (minimal page, p50): {full / small:.2f}x;  "
+              f"Label page / minimal display-size: {page / small:.2f}x;  Label page vs minimal full-size "
+              f"(the old Label page's floor): {full / page:.2f}x faster")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
