@@ -211,6 +211,7 @@ def track_steps(
             if not ok or w < 1 or h < 1 or visible_fraction(new, fw, fh) < MIN_VISIBLE_FRACTION:
                 t.alive = False
                 ended[tid] = 0  # type: ignore[index]
+                log.debug("track %s ends on frame %d: %s", tid, i, "left the frame" if ok else "tracker lost it")
                 continue
             if check:
                 if flow_disagreement(prev, frame, t.xyxy, new) > FB_MAX_DISAGREEMENT:
@@ -218,6 +219,7 @@ def track_steps(
                     if t.suspect >= FB_SUSPECT_STEPS:
                         t.alive = False
                         ended[tid] = FB_SUSPECT_STEPS - 1  # type: ignore[index]
+                        log.debug("track %s ends on frame %d: drift", tid, i)
                         continue
                 else:
                     t.suspect = 0
