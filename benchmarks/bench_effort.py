@@ -171,15 +171,16 @@ class TrackCache:
         self.last = len(seq.frames) - 1
         self.tracker = tracker
         self.reach = reach  # track at least this far, so growing spans do not re-track
-        self.done: dict[tuple[int, int], tuple[int, list[Box]]] = {}  # (frame, dir) -> (stop, boxes)
+        # (track id, frame, direction) -> (stop, boxes)
+        self.done: dict[tuple[int | None, int, int], tuple[int, list[Box]]] = {}
 
     def track(self, box: Box, stop: int) -> list[Box]:
         d = 1 if stop > box.frame else -1
-        got = self.done.get((box.frame, d))
+        got = self.done.get((box.track_id, box.frame, d))
         if got is None or (got[0] - stop) * d < 0:
             stop = min(self.last, max(0, box.frame + d * max(self.reach, abs(stop - box.frame))))
-            boxes = propagate_many(self.get, [box.moved(track_id=0)], box.frame, stop, tracker=self.tracker)[0]
-            self.done[(box.frame, d)] = got = (stop, boxes)
+            boxes = propagate_many(self.get, [box], box.frame, stop, tracker=self.tracker)[box.track_id]
+            self.done[(box.track_id, box.frame, d)] = got = (stop, boxes)
         return got[1]
 
     def fill(self, a: Box, b: Box) -> list[Box]:
