@@ -199,7 +199,7 @@ def install_fonts(config_dir: Path) -> bool:
 
 
 def prepare_offline(data_dir: Path | None = None) -> None:
-    """Set Ultralytics' environment and fonts for this process. Call before importing ultralytics.
+    """Set Ultralytics' environment and fonts for this process, then import and configure it.
 
     If ultralytics was already imported (a long-lived worker, a test session), its config dir is
     fixed: the fonts also go there and its settings are updated in place.
@@ -212,14 +212,19 @@ def prepare_offline(data_dir: Path | None = None) -> None:
     config_dir = Path(env["YOLO_CONFIG_DIR"]) / "Ultralytics"
     install_fonts(config_dir)
     _write_settings(config_dir / "settings.json", ultralytics_settings(data_dir))
-    if "ultralytics" in sys.modules:
-        configure_ultralytics(data_dir)
+    if "ultralytics" not in sys.modules:
+        import ultralytics  # noqa: F401 - now, with the environment above in force
+    configure_ultralytics(data_dir)
 
 
 def configure_ultralytics(data_dir: Path | None = None) -> None:
     """After import: sync off, weights looked up in tpod's weights dir, fonts in Ultralytics' dir."""
-    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
+    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR, patches
 
+    # Ultralytics wraps PIL.Image.open so that any unreadable image triggers a pip install of
+    # pi-heif; tpod validates uploads with PIL in the same process and must get PIL's own
+    # UnidentifiedImageError, never an install attempt.
+    patches._pil_plugins_registered = True
     install_fonts(Path(USER_CONFIG_DIR))
     wanted = ultralytics_settings(data_dir)
     if any(SETTINGS.get(k) != v for k, v in wanted.items()):

@@ -210,9 +210,9 @@ def test_job_round_trip_through_real_huey_consumer_sqlite(worker, data_dir: Path
 
     queue = get_queue()
     assert queue.workers()[0]["pid"] == worker.pid
-    job_id = jobstate.submit(queue, "ping", {"echo": "sqlite", "steps": 3, "delay_s": 0.2})
+    job_id = jobstate.submit(queue, "ping", {"echo": "sqlite", "steps": 3, "delay_s": 0.8})
     seen = []
-    job = jobstate.wait(queue, job_id, timeout_s=60, on_progress=lambda j: seen.append(j["progress"]))
+    job = jobstate.wait(queue, job_id, timeout_s=60, poll_s=0.1, on_progress=lambda j: seen.append(j["progress"]))
     assert job["state"] == "done", job
     assert job["result"] == {"pong": "sqlite", "steps_done": 3}
     assert any(p.get("message") == "pinging" for p in seen)
