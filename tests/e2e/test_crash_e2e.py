@@ -12,7 +12,7 @@ from app.projects import create_project
 from app.store import db
 from tests.conftest import stop_process
 from tests.e2e.conftest import shot, start_server, wait_idle
-from tests.e2e.test_label_e2e import canvas_box, drag
+from tests.e2e.test_label_e2e import canvas_box, drag, frame_drawn
 from tests.test_labels import OTB, make_video
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +45,7 @@ def test_acknowledged_boxes_survive_a_sigkill(tmp_path: Path, monkeypatch: pytes
         page.goto(srv.url)
         page.get_by_role("link", name="Label").first.click()
         _count_on_page(page, 0)
-        wait_idle(page)
+        frame_drawn(page)
         cb = canvas_box(page)
         s = cb["width"] / 360
 

@@ -9,6 +9,7 @@ import pytest
 from app import labels
 from app.projects import create_project
 from app.store import db
+from benchmarks.bench_next_frame import SIG_JS
 from tests.e2e.conftest import shot, wait_idle
 from tests.test_labels import OTB, make_video, otb_gt
 
@@ -30,6 +31,30 @@ def canvas_box(page) -> dict:
     return el.bounding_box()
 
 
+def frame_drawn(page, before: int | None = None) -> int:
+    """Wait until the canvas background shows a frame (a different one than `before`) and the
+    script is idle: a box drawn earlier would land on the previous frame's drawing."""
+    page.wait_for_function("(s) => { const v = (" + SIG_JS + ")(); return v > 0 && v !== s; }",
+                           arg=-1 if before is None else before, polling=100)
+    wait_idle(page)
+    return page.evaluate(SIG_JS)
+
+
+def step_to(page, i: int, total: int) -> None:
+    """Right arrow to frame i. A press that lands while a rerun starts can be lost: press again
+    only when the page is idle and still shows the frame before."""
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+        try:
+            page.get_by_text(f"Frame {i} / {total - 1}").wait_for(timeout=15000)
+            return
+        except Exception:  # noqa: BLE001 - playwright's TimeoutError; checked below
+            wait_idle(page)
+            if page.get_by_text(f"Frame {i} / {total - 1}").count():
+                return
+    raise AssertionError(f"frame {i} never shown")
+
+
 def drag(page, x0: float, y0: float, x1: float, y1: float) -> None:
     page.mouse.move(x0, y0)
     page.mouse.down()
@@ -49,7 +74,7 @@ def test_draw_propagate_and_correct(server, page) -> None:
     cb = canvas_box(page)
     scale = cb["width"] / 360  # the 360x240 frames, scaled to the canvas
     assert abs(cb["height"] - 240 * scale) < 2
-    page.wait_for_timeout(1000)
+    frame_drawn(page)
 
     # 1. draw the pedestrian on frame 0
     x1, y1, x2, y2 = otb_gt(0)
@@ -74,25 +99,23 @@ def test_draw_propagate_and_correct(server, page) -> None:
     # 3. go to frame 10 with the keyboard and move its box 20 display px right in edit mode
     page.get_by_role("heading", name="Label").click()  # focus the page, not a widget
     # one key at a time: presses during a rerun coalesce into one rerun
+    sig = page.evaluate(SIG_JS)
     for i in range(1, 11):
-        page.keyboard.press("ArrowRight")
-        page.get_by_text(f"Frame {i} / 39").wait_for()
-    wait_idle(page)
-    page.wait_for_timeout(800)
+        step_to(page, i, 40)
+    frame_drawn(page, sig)
     before = read(lambda: labels.frame_boxes(vid, 10))[0]
     assert before.source == "tracked"
-    page.get_by_role("button", name="Edit").click()
+    edit = page.get_by_role("button", name="Edit")
+    edit.click()
+    page.wait_for_function("(el) => el.getAttribute('aria-pressed') === 'true'", arg=edit.element_handle())
     cx, cy = cb["x"] + (before.x1 + before.x2) / 2 * scale, cb["y"] + (before.y1 + before.y2) / 2 * scale
-    page.mouse.click(cx, cy)
-    page.wait_for_timeout(200)
-    drag(page, cx, cy, cx + 20, cy)
+    drag(page, cx, cy, cx + 20, cy)  # in edit mode a drag on a box selects and moves it
     page.get_by_text("manual").first.wait_for()  # the track picker now says "#1 person · manual"
     wait_idle(page)
     [after] = read(lambda: labels.frame_boxes(vid, 10))
     assert after.id == before.id and after.source == "manual" and after.keyframe
     assert abs((after.x1 - before.x1) - 20 / scale) < 1 and abs(after.y1 - before.y1) < 1
     wait_idle(page)
-    page.wait_for_timeout(500)
     shot(page, "label_corrected")
     # nothing else changed: one box per frame 0..30, frame 0 still the drawn one
     counts = read(lambda: [len(labels.frame_boxes(vid, f)) for f in range(0, 31)])
