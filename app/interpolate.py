@@ -3,7 +3,7 @@
 `interpolate` is CVAT's default for a track's frames between keyframes. `fill_between` tracks
 forward from the first keyframe and backward from the second, corrects each direction's drift
 with what it reached at the far keyframe, blends the two by distance, and falls back to
-interpolation where neither direction holds. benchmarks/bench_effort.py measures how many manual
+interpolation where neither direction holds or neither reached the other keyframe. benchmarks/bench_effort.py measures how many manual
 boxes each costs a simulated annotator on real sequences.
 """
 from __future__ import annotations
@@ -19,7 +19,10 @@ from app.tracking import DEFAULT_TRACKER, propagate_many
 # The two directions count as agreeing on a frame above this IoU; then both are blended.
 AGREE_IOU = 0.5
 # A direction's drift is corrected towards the far keyframe only when it ended near it: a track
-# that reached the far end on the wrong object would be dragged across the frame.
+# that reached the far end on the wrong object would be dragged across the frame. When neither
+# direction gets there, the trackers are not trusted at all: interpolation is the better guess.
+# bench_effort.py, MedianFlow fill, manual boxes per 100 on OTB / UAV / traffic: without that
+# fallback 9.2 / 8.0 / 10.7, with it at 0.3 10.8 / 8.0 / 5.4, at 0.5 10.0 / 12.0 / 5.1.
 REACH_IOU = 0.3
 
 
@@ -65,7 +68,8 @@ def fill_between(
 
     Forward from a and backward from b (each ending early on tracker failure, the box leaving
     the frame or forward-backward drift). A direction that reached the far keyframe close to it
-    has its drift spread linearly over the span and removed. On each frame: both directions
+    (IoU >= REACH_IOU) has its drift spread linearly over the span and removed; when neither
+    did, the whole span is the linear interpolation. Otherwise, on each frame: both directions
     agreeing are blended with weights by distance to their keyframe; disagreeing, the one
     nearer its own keyframe wins; one alone is used as is; none gives the linear interpolation.
     Returns source="tracked" boxes in frame order (only what was done if should_stop fires).
@@ -99,6 +103,8 @@ def blend(a: Box, b: Box, fwd: list[Box], bwd: list[Box]) -> list[Box]:
     # Drift at the far end, spread linearly: zero at the own keyframe, all of it at the far one.
     f_err = _xyxy(b) - f[b.frame] if b.frame in f and iou(tuple(f[b.frame]), b) >= REACH_IOU else None
     g_err = _xyxy(a) - g[a.frame] if a.frame in g and iou(tuple(g[a.frame]), a) >= REACH_IOU else None
+    if f_err is None and g_err is None:
+        return [x.moved(source="tracked") for x in lin]
     out: list[Box] = []
     for k in range(1, n):
         fr = a.frame + k

@@ -106,16 +106,23 @@ def test_blend_with_no_tracks_is_interpolation() -> None:
 def test_blend_weights_agreeing_directions_by_distance() -> None:
     a = Box(0, 0, 20, 20, frame=0)
     b = a.moved(frame=4)
-    fwd = [a.moved(x1=1, x2=21, frame=k) for k in range(1, 5)]  # ends 1 px off b: too close to correct
-    bwd = [a.moved(frame=k) for k in range(3, -1, -1)]
-    got = blend(a, b, fwd[:3], bwd)  # forward stopped before b: no drift correction
+    fwd = [a.moved(x1=1, x2=21, frame=k) for k in range(1, 4)]  # stopped before b: not corrected
+    bwd = [a.moved(frame=k) for k in range(3, -1, -1)]  # reached a exactly: nothing to correct
+    got = blend(a, b, fwd, bwd)
     assert [x.x1 for x in got] == pytest.approx([0.75, 0.5, 0.25])
+
+
+def test_blend_interpolates_when_neither_direction_reaches_the_other_keyframe() -> None:
+    a, b = Box(0, 0, 10, 10, frame=0), Box(40, 0, 50, 10, frame=4)
+    fwd = [a.moved(frame=k) for k in range(1, 4)]  # stuck where it started, lost before b
+    bwd = [b.moved(x1=90, x2=100, frame=k) for k in range(3, 0, -1)]  # ran off, lost before a
+    assert [x.x1 for x in blend(a, b, fwd, bwd)] == [10, 20, 30]
 
 
 def test_blend_trusts_the_nearer_direction_when_they_disagree() -> None:
     a = Box(0, 0, 10, 10, frame=0)
     b = a.moved(frame=5)
     fwd = [a.moved(x1=100, x2=110, frame=k) for k in range(1, 5)]  # jumped away, never reached b
-    bwd = [a.moved(frame=k) for k in range(4, 0, -1)]
+    bwd = [a.moved(frame=k) for k in range(4, -1, -1)]  # reached a
     got = blend(a, b, fwd, bwd)
     assert [x.x1 for x in got] == [100, 100, 0, 0]
