@@ -257,6 +257,7 @@ class Reconciler:
     def __init__(self, queue: Queue, every_s: float = 2.0) -> None:
         self.queue = queue
         self.every_s = every_s
+        self.data_dir = get_settings().data_dir  # it serves this data dir only
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="tpod-reconciler", daemon=True)
 
@@ -272,6 +273,8 @@ class Reconciler:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
+            if get_settings().data_dir != self.data_dir:
+                return  # the process now serves another data dir (tests): a new reconciler serves it
             try:
                 reconcile(self.queue)
             except Exception:  # noqa: BLE001

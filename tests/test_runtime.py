@@ -112,8 +112,9 @@ def test_projects_and_classes(data_dir: Path) -> None:
     assert [x.name for x in projects.list_projects()] == [p.name]
 
 
-def test_migration_upgrades_an_older_data_dir(data_dir: Path) -> None:
-    path = data_dir / "tpod.duckdb"
+def test_migration_upgrades_an_older_data_dir(data_dir: Path, tmp_path: Path) -> None:
+    path = tmp_path / "older" / "tpod.duckdb"
+    path.parent.mkdir()
     conn = duckdb.connect(str(path))
     conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")  # schema 0: a bare file
     conn.close()
