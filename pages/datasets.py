@@ -7,7 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import datasets, labels
+from app import auth, datasets, labels
 from app.errors import TpodError
 from pages.components.common import esc, fmt_time, page_setup, show_error
 
@@ -140,7 +140,8 @@ def _versions() -> None:
                        f"{params['every_nth']} · seed {params['seed']}"
                        + (f" · dropped {', '.join(dropped)}" if dropped else ""))
             st.code(v["data_yaml"] or "", language=None)
-            _delete(v)
+            if auth.can(ctx.role, "delete"):
+                _delete(v)
 
 
 _create_form()

@@ -7,7 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import datasets, jobstate, labels, registry
+from app import auth, datasets, jobstate, labels, registry
 from app.errors import TpodError
 from app.evaluation import SPLITS, confusion_frame, evaluation_params, evaluations, per_class_frame, pr_frame
 from app.modelexport import available_formats, export_params, exports_of, import_model, read_export
@@ -379,7 +379,8 @@ chosen = models_by_id[model_id]
 tabs = st.tabs(["Overview", "Evaluate", "Preview", "Pre-label", "Export", "Compare"])
 with tabs[0]:
     overview(chosen)
-    delete_section(chosen)
+    if auth.can(ctx.role, "delete"):
+        delete_section(chosen)
 with tabs[1]:
     evaluate_section(chosen)
 with tabs[2]:

@@ -7,7 +7,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from app import datasets, jobstate, registry
+from app import auth, datasets, jobstate, registry
 from app.errors import TpodError
 from app.training import DEFAULTS, HYPERPARAMETERS
 from app.weights import MODELS, resolve_model
@@ -230,7 +230,7 @@ def run_details(run: dict[str, Any]) -> None:
         st.caption("AP50-95 per class (validation split)")
         st.dataframe(pd.DataFrame({"class": list(per_class), "AP50-95": list(per_class.values())}),
                      hide_index=True, width="stretch")
-    if st.button("Delete model and its files", key=f"train.delete.{model['id']}"):
+    if auth.can(ctx.role, "delete") and st.button("Delete model and its files", key=f"train.delete.{model['id']}"):
         try:
             registry.delete_model(model["id"])
         except TpodError as exc:

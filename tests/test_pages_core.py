@@ -62,3 +62,15 @@ def test_login_gate_refuses_anonymous(data_dir: Path, page: str) -> None:
     at.button[0].click().run()
     assert at.session_state["auth.user"] == "ana"
     assert "tpod" not in [t.value for t in at.title] or len(at.title) == 1
+
+
+def test_annotators_cannot_delete_projects_admins_can(data_dir: Path) -> None:
+    auth.add_user("ana", "correct horse", role="admin")
+    auth.add_user("bob", "battery staple", role="annotator")
+    projects.create_project("gamma", ["car"])
+    at = _run("pages/projects.py", **{"auth.user": "bob", "auth.role": "annotator"})
+    assert not at.exception
+    labels = [b.label for b in at.button]
+    assert "Delete project" not in labels and "Delete" not in labels and "Add class" in labels
+    at = _run("pages/projects.py", **{"auth.user": "ana", "auth.role": "admin"})
+    assert "Delete project" in [b.label for b in at.button]
