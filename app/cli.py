@@ -105,7 +105,7 @@ def cmd_serve(args: argparse.Namespace, make_queue: QueueFactory) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     procs: list[subprocess.Popen] = []
-    ui = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_app.py"),
+    ui = [sys.executable, str(ROOT / "streamlit_launch.py"), "run", str(ROOT / "streamlit_app.py"),
           "--server.port", str(args.port or settings.port), "--server.headless", "true",
           "--browser.gatherUsageStats", "false", "--server.address", args.address]
     procs.append(subprocess.Popen(ui, cwd=ROOT, env=env))

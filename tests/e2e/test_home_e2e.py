@@ -67,3 +67,18 @@ def test_cli_ingest_and_import_while_the_app_serves(server, page) -> None:
     page.get_by_role("heading", name="Crossing").wait_for()
     page.get_by_text("120 labeled").wait_for()
     shot(page, "home_after_cli")
+
+
+def test_a_deep_link_after_a_restart_gets_tpods_navigation(server, page) -> None:
+    """The first request of a fresh server is a bookmark to /stats: tpod's sidebar, not Streamlit's
+    auto-generated one from the pages/ folder."""
+    from app import projects
+
+    projects.create_project("deep", ["a"])
+    page.goto(f"{server.url}/stats")
+    page.get_by_role("heading", name="Dataset health").wait_for()
+    nav = page.get_by_test_id("stSidebarNav")
+    nav.get_by_text("Import / Export").wait_for()
+    assert nav.get_by_text("streamlit app").count() == 0
+    wait_idle(page)
+    shot(page, "deep_link_stats")
