@@ -79,7 +79,7 @@ def browser():
 def page(browser):
     context = browser.new_context(viewport={"width": 1400, "height": 950})
     pg = context.new_page()
-    pg.set_default_timeout(30000)
+    pg.set_default_timeout(90000)  # the first script run of a fresh server on a busy 2-core box is slow
     yield pg
     context.close()
 

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.e2e
 
 def test_create_project_with_two_classes_and_see_it(server, page) -> None:
     page.goto(server.url)
-    page.get_by_text("No projects yet").wait_for()
+    page.get_by_text("No projects yet").wait_for(timeout=180000)  # first run of a fresh server
     page.get_by_text("Worker online").wait_for(timeout=60000)
     page.get_by_role("link", name="Projects").first.click()
     wait_idle(page)
@@ -42,7 +42,7 @@ def test_cli_ingest_and_import_while_the_app_serves(server, page) -> None:
     from tests.conftest import ROOT, SHARED
 
     page.goto(server.url)
-    page.get_by_text("No projects yet").wait_for()
+    page.get_by_text("No projects yet").wait_for(timeout=180000)  # first run of a fresh server
 
     def cli(*args: str) -> dict:
         r = subprocess.run([sys.executable, "-m", "app", *args, "--json"], cwd=ROOT, env=server.env,
