@@ -92,7 +92,7 @@ def shot(page, name: str) -> Path:
     return path
 
 
-def wait_idle(page, timeout: int = 30000) -> None:
+def wait_idle(page, timeout: int = 90000) -> None:
     """Wait until Streamlit has finished running the script (no 'Running...' status widget)."""
     page.wait_for_timeout(300)
     page.wait_for_function(
