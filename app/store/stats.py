@@ -72,20 +72,24 @@ def box_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int,
     """
     vsql, vargs = _selected_videos(project_id, video_ids)
     cwhere, cargs = _in("b.class_id", class_ids)
+    # The image-set branch scans boxes a second time: leave it out when there are no image sets.
+    image_sets = cur.execute(f"SELECT count(*) FROM ({vsql}) WHERE width IS NULL", vargs).fetchone()[0]
     area_case = " ".join(f"WHEN wh < t{i} THEN {i}" for i in range(len(AREA_EDGES)))
     cols = "b.class_id, b.source, coalesce(b.author, '') AS author, b.created_at, b.x1, b.y1, b.x2, b.y2"
+    image_set_branch = f"""
+        UNION ALL
+        -- image sets keep one size per image in frames
+        SELECT {cols}, {_dims("f.width", "f.height")}
+        FROM boxes b JOIN v ON v.id = b.video_id AND v.width IS NULL
+        JOIN frames f ON f.video_id = b.video_id AND f.idx = b.frame_idx
+        WHERE NOT b.outside{cwhere}""" if image_sets else ""
     sql = f"""
     WITH v AS (SELECT id, width, {_dims("width", "height")} FROM ({vsql})),
     b AS (
         SELECT {cols}, {_DIM_COLS}
         FROM boxes b JOIN v ON v.id = b.video_id
         WHERE v.width IS NOT NULL AND NOT b.outside{cwhere}
-        UNION ALL
-        -- image sets keep one size per image in frames
-        SELECT {cols}, {_dims("f.width", "f.height")}
-        FROM boxes b JOIN v ON v.id = b.video_id AND v.width IS NULL
-        JOIN frames f ON f.video_id = b.video_id AND f.idx = b.frame_idx
-        WHERE NOT b.outside{cwhere}
+        {image_set_branch}
     ),
     m AS (SELECT *, x2 - x1 AS w, y2 - y1 AS h FROM b),
     k AS (
@@ -113,7 +117,7 @@ def box_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int,
     GROUP BY GROUPING SETS ((class_id, source, author, hour), (wb, hb), (gx, gy),
                             (ab, rb, tiny, degenerate, touching, outside_image))
     """
-    return cur.execute(sql, [*vargs, *cargs, *cargs]).fetchall()
+    return cur.execute(sql, [*vargs, *cargs, *(cargs if image_sets else [])]).fetchall()
 
 
 _GCOLS = 14
