@@ -13,5 +13,7 @@ fi
 # ultralytics depends on opencv-python, which writes the same cv2/ folder as the contrib build:
 # whichever installs last wins and CSRT/KCF/MedianFlow can vanish. Reinstall contrib last so the
 # one cv2 on disk is the contrib build (tests/test_opencv.py checks TrackerCSRT_create exists).
-.venv/bin/pip install -q --force-reinstall --no-deps "$(grep -E '^opencv-contrib-python-headless==' requirements.txt)"
+if ! .venv/bin/python -c "import cv2, sys; sys.exit(0 if hasattr(cv2, 'TrackerCSRT_create') else 1)" 2>/dev/null; then
+  .venv/bin/pip install -q --force-reinstall --no-deps "$(grep -E '^opencv-contrib-python-headless==' requirements.txt)"
+fi
 .venv/bin/python -c "import cv2; assert hasattr(cv2, 'TrackerCSRT_create'), 'OpenCV without contrib trackers'; print('opencv', cv2.__version__, 'with contrib trackers')"
