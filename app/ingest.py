@@ -155,6 +155,9 @@ def _estimate_frames(name: str, path: Path, stride: int, start_s: float | None, 
 def _plan(files: Sequence[tuple[str, Path]], image_set_name: str | None, stride: int,
           start_s: float | None, end_s: float | None, settings: Settings) -> list[dict[str, Any]]:
     """Validate every file and group them into items (one per future videos row)."""
+    if len(files) > settings.max_upload_files:
+        raise TooLarge(f"{len(files)} files in one upload is over the limit of {settings.max_upload_files} "
+                       "(TPOD_MAX_UPLOAD_FILES); zip a large image set instead")
     items: list[dict[str, Any]] = []
     loose: list[tuple[str, Path]] = []
     for raw_name, path in files:

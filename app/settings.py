@@ -21,6 +21,7 @@ class Settings:
     redis_url: str | None
     device: str  # "auto" | "cpu" | "0" | "0,1" ...
     max_upload_mb: int
+    max_upload_files: int
     max_archive_files: int
     max_archive_mb: int
     max_video_frames: int
@@ -115,6 +116,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         redis_url=redis_url,
         device=(env.get("TPOD_DEVICE") or "auto").strip(),
         max_upload_mb=_int(env, "TPOD_MAX_UPLOAD_MB", 2048, 1),
+        max_upload_files=_int(env, "TPOD_MAX_UPLOAD_FILES", 500, 1),
         max_archive_files=_int(env, "TPOD_MAX_ARCHIVE_FILES", 20000, 1),
         max_archive_mb=_int(env, "TPOD_MAX_ARCHIVE_MB", 4096, 1),
         max_video_frames=_int(env, "TPOD_MAX_VIDEO_FRAMES", 100000, 1),

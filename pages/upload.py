@@ -17,7 +17,8 @@ s = ctx.settings
 
 st.caption(
     f"Videos ({', '.join(e.lstrip('.') for e in VIDEO_EXTS)}), images ({', '.join(e.lstrip('.') for e in IMAGE_EXTS)}) "
-    f"or zip archives of images. **Up to {s.max_upload_mb:,} MB per file**, {s.max_video_frames:,} frames per "
+    f"or zip archives of images. **Up to {s.max_upload_mb:,} MB per file** and {s.max_upload_files:,} files per "
+    f"upload, {s.max_video_frames:,} frames per "
     f"video, {s.project_quota_videos:,} videos per project. The loose images of one upload become one image set; "
     "each zip becomes an image set."
 )

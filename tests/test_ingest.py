@@ -240,3 +240,25 @@ def test_image_set_of_different_sizes_records_per_frame_size(project, tmp_path: 
     [scaled] = ingest.ingest_now(project.id, [("big.jpg", OTB_IMGS[0]), ("small.png", small)],
                                  image_set_name="mixed small", max_side=30)
     assert [framestore.frame_scale(scaled["id"], i) for i in (0, 1)] == [12.0, 2.0]
+
+
+def test_too_many_files_in_one_upload_are_refused(data_dir, monkeypatch) -> None:
+    import cv2
+    import numpy as np
+
+    from app import ingest, projects
+    from app.errors import TooLarge
+    from app.store import db
+
+    monkeypatch.setenv("TPOD_MAX_UPLOAD_FILES", "3")
+    project = projects.create_project("many", ["a"])
+    files = []
+    for i in range(4):
+        path = data_dir.parent / f"img{i}.png"
+        cv2.imwrite(str(path), np.full((8, 8, 3), i * 40, np.uint8))
+        files.append((path.name, path))
+    with pytest.raises(TooLarge, match="TPOD_MAX_UPLOAD_FILES"):
+        ingest.prepare_ingest(project.id, files)
+    with db.connect() as cur:
+        assert cur.execute("SELECT count(*) FROM videos").fetchone()[0] == 0
+    assert len(ingest.prepare_ingest(project.id, files[:3])) == 1  # three loose images: one image set
