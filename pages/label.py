@@ -63,14 +63,12 @@ def _wrote(keep_msg: bool = False) -> None:
 
 
 def _goto(i: int | None) -> None:
-    """Callback-safe frame change (sets both frame widgets); a message stays until the next one."""
+    """Callback-safe frame change; a message stays until the next one."""
     ss.pop("label.msg", None)
     if i is None:
         ss["label.msg"] = ("info", "Nothing further in that direction.")
         return
-    i = max(0, min(int(i), ss["label.n"] - 1))
-    ss["label.frame"] = i
-    ss["label.frame_num"] = i
+    ss["label.frame"] = max(0, min(int(i), ss["label.n"] - 1))
 
 
 def _step(d: int) -> None:
@@ -87,12 +85,10 @@ def _review_and_next() -> None:
     _step(1)
 
 
-def _from_number() -> None:
-    _goto(ss["label.frame_num"])
-
-
-def _from_slider() -> None:
-    _goto(ss["label.frame"])
+def _from_widget(key: str, shown: int) -> None:
+    """Slider / number box moved by the user (a stale echo of the frame they showed is ignored)."""
+    if ss.get(key) is not None and int(ss[key]) != shown:
+        _goto(ss[key])
 
 
 top = st.columns([3, 3, 1.2])
@@ -106,7 +102,7 @@ video = next(v for v in videos if v["id"] == video_id)
 n = max(1, int(video["frame_count"] or 1))
 if ss.get("label.n") != n or ss.get("label.loaded_video") != video_id:
     ss["label.n"], ss["label.loaded_video"] = n, video_id
-    ss["label.frame"] = ss["label.frame_num"] = 0
+    ss["label.frame"] = 0
 class_ids = [c.id for c in classes]
 if ss.get("label.class") not in class_ids:
     ss["label.class"] = class_ids[0]
@@ -220,9 +216,15 @@ def _workspace() -> None:
         bar.button("Unlabeled", key="label.nextempty", shortcut="U", help="Next frame without boxes",
                       on_click=lambda: _goto(labels.next_unlabeled(video_id, frame)))
         bar.button("Undo", key="label.undo", shortcut="Z", help="Undo your last change on this video")
+        # The frame lives in plain state ("label.frame"), not in a widget. A rerun the canvas asks
+        # for while a step is in flight carries the widgets' values from before the step: a slider
+        # keyed to the frame would set it back (a lost key press). So the slider and the number
+        # box get one key per frame, and their callbacks act only on a value the user changed.
         nav2 = st.columns([5, 1.3])
-        nav2[0].slider("Frame", 0, n - 1, key="label.frame", on_change=_from_slider, label_visibility="collapsed")
-        nav2[1].number_input("Frame", 0, n - 1, key="label.frame_num", on_change=_from_number,
+        skey, nkey = f"label.slider.{video_id}.{frame}", f"label.num.{video_id}.{frame}"
+        nav2[0].slider("Frame", 0, n - 1, value=frame, key=skey, on_change=_from_widget, args=(skey, frame),
+                       label_visibility="collapsed")
+        nav2[1].number_input("Frame", 0, n - 1, value=frame, key=nkey, on_change=_from_widget, args=(nkey, frame),
                              label_visibility="collapsed")
         bar.button("Unreviewed", key="label.nextunrev", shortcut="N", help="Next frame not marked reviewed",
                        on_click=lambda: _goto(labels.next_unreviewed(video_id, frame)))

@@ -56,7 +56,7 @@ def test_page_renders_with_key_widgets(video, fake_canvas):
     keys = {b.key for b in at.button}
     assert {"label.prev", "label.next", "label.undo", "label.propagate", "label.review", "label.del_track"} <= keys
     assert at.selectbox(key="label.video").value == vid
-    assert at.slider(key="label.frame").value == 0
+    assert at.session_state["label.frame"] == 0 and at.slider(key=f"label.slider.{vid}.0").value == 0
     # the canvas got the frame scaled to fit, the stored box in display pixels, the class as label
     call = fake_canvas.calls[-1]
     assert (call["width"], call["height"], call["label"]) == (680, 453, "person")
@@ -79,8 +79,12 @@ def test_drawing_on_the_canvas_saves_a_box_and_navigation_moves(video, fake_canv
     assert [round(v, 1) for v in (box.x1, box.y1, box.x2, box.y2)] == [100, 40, 145, 58]
     assert box.source == "manual"
     at.button(key="label.next").click().run()
-    assert at.slider(key="label.frame").value == 1
-    assert at.session_state["label.frame_num"] == 1
+    assert at.session_state["label.frame"] == 1
+    assert at.slider(key=f"label.slider.{vid}.1").value == 1
+    assert at.number_input(key=f"label.num.{vid}.1").value == 1
+    # moving the slider goes there; a stale value of the frame it showed changes nothing
+    at.slider(key=f"label.slider.{vid}.1").set_value(5).run()
+    assert at.session_state["label.frame"] == 5
     at.button(key="label.undo").click().run()
     assert not at.exception, at.exception
     assert labels.frame_boxes(vid, 0) == []

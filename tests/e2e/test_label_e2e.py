@@ -41,7 +41,7 @@ def frame_drawn(page, before: int | None = None) -> int:
 
 
 FRAME_JS = """() => { const m = document.body.innerText.match(/Frame (\\d+) \\/ \\d+/); return m ? +m[1] : -1; }"""
-MAX_DROPPED = 3  # lost presses tolerated on the way (see the report in step_to)
+MAX_DROPPED = 1  # lost presses tolerated on the way (0 of 120 in probes since the frame left the slider)
 
 
 def shown_frame(page) -> int:
