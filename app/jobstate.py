@@ -262,12 +262,13 @@ class Reconciler:
         self.thread = threading.Thread(target=self._loop, name="tpod-reconciler", daemon=True)
 
     def start(self) -> Reconciler:
+        _reconcilers.add(self)
         self.thread.start()
-        atexit.register(self.stop)  # never be inside DuckDB while the interpreter shuts down
         return self
 
     def stop(self) -> None:
         self._stop.set()
+        _reconcilers.discard(self)
         if self.thread.is_alive() and self.thread is not threading.current_thread():
             self.thread.join(timeout=10)
 
@@ -279,6 +280,18 @@ class Reconciler:
                 reconcile(self.queue)
             except Exception:  # noqa: BLE001
                 log.exception("reconcile failed")
+
+
+_reconcilers: set[Reconciler] = set()
+
+
+def stop_reconcilers() -> None:
+    """Stop every reconciler of this process and wait for it (exit; tests switching data dirs)."""
+    for r in list(_reconcilers):
+        r.stop()
+
+
+atexit.register(stop_reconcilers)  # never be inside DuckDB while the interpreter shuts down
 
 
 def run_ping(params: dict, ctx: Any) -> dict:

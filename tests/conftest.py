@@ -39,7 +39,19 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         monkeypatch.delenv(var, raising=False)
     db.release()
     yield d
+    _stop_page_services()
     db.release()
+
+
+def _stop_page_services() -> None:
+    """Page tests start a reconciler thread cached by Streamlit for the process: stop it and drop
+    the cache, so the next test's pages get their own for their own data dir."""
+    from app.jobstate import stop_reconcilers
+
+    stop_reconcilers()
+    st = sys.modules.get("streamlit")
+    if st is not None:
+        st.cache_resource.clear()
 
 
 def start_worker(env: dict[str, str], log_path: Path, threads: int = 2) -> subprocess.Popen:

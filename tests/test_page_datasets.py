@@ -8,35 +8,15 @@ from streamlit.testing.v1 import AppTest
 
 from app import datasets
 from app.projects import create_project
-from app.store.db import release
 from tests.test_datasets import add_video
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "datasets.py")
 
 
 @pytest.fixture(autouse=True)
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("TPOD_DATA_DIR", str(tmp_path / "data"))
-    for var in ("TPOD_REDIS_URL", "TPOD_QUEUE", "TPOD_USERS_FILE"):
-        monkeypatch.delenv(var, raising=False)
-    release()
-    yield tmp_path / "data"
-    _stop_reconcilers()
-    release()
-
-
-def _stop_reconcilers() -> None:
-    """page_setup starts a job reconciler thread (cached for the process) that keeps opening
-    the DuckDB file of whatever TPOD_DATA_DIR is current; stop it so later tests get their own."""
-    import threading
-
-    import streamlit as st
-
-    for thread in threading.enumerate():
-        if thread.name == "tpod-reconciler" and getattr(thread, "_target", None) is not None:
-            thread._target.__self__.stop()
-            thread.join(timeout=10)
-    st.cache_resource.clear()
+def _scratch(data_dir):
+    """Every test here runs on the shared scratch data dir (tests/conftest.py)."""
+    return data_dir
 
 
 def _app(project_id: int) -> AppTest:
