@@ -9,9 +9,12 @@ The frame count is always what was decoded. Containers lie about it (edit lists,
 reordering, VFR), so the container's figure is used only as a progress estimate and to notice a
 file that ends before its own index does (truncated upload).
 
-Speed: the decoding thread only decodes; colour conversion, resizing and JPEG encoding happen
-in a small thread pool (swscale, cv2.resize and cv2.imencode release the GIL), with a bounded
-number of frames in flight so memory stays flat. benchmarks/bench_ingest.py measures it.
+Speed: the decoding thread only decodes; range conversion, resizing and JPEG encoding happen
+in a small thread pool (swscale and libjpeg-turbo release the GIL), with a bounded number of
+frames in flight so memory stays flat. Frames are JPEG-encoded straight from YUV 4:2:0 planes
+(simplejpeg): JPEG stores YCbCr anyway, so a BGR round trip only costs a colour conversion each
+way and a second chroma subsampling. On 2 cores the JPEG encode of a 1080p frame still costs
+about twice its H.264 decode; benchmarks/bench_ingest.py measures both.
 """
 from __future__ import annotations
 
@@ -270,26 +273,89 @@ def _reformatter() -> Any:
     return fmt
 
 
-def _convert_and_write(frame: Any, path: Path, size: tuple[int, int] | None, quality: int) -> int:
-    """Runs in the pool: YUV -> BGR and downscale in one swscale pass, display rotation, JPEG
-    encode, write."""
+def _planes(frame: Any) -> list[np.ndarray]:
+    """Zero-copy views of a planar 8-bit frame's planes (row padding cut off)."""
+    return [np.frombuffer(pl, np.uint8).reshape(pl.height, pl.line_size)[:, :pl.width]
+            for pl in frame.planes]
+
+
+def _jpeg_from_yuv(frame: Any, size: tuple[int, int] | None, turns: int, quality: int) -> bytes:
+    """JPEG bytes of a frame, encoded straight from YUV 4:2:0 planes (no BGR round trip).
+
+    JFIF stores full-range BT.601 YCbCr, so one swscale pass brings the frame there: it expands
+    limited range (what H.264/MPEG-4 deliver; left as is, blacks turn grey), converts other
+    matrices (BT.709 ...), bit depths and pixel formats, and scales to the working size. Where
+    the frame already is full-range BT.601 4:2:0 at the right size the pass is a no-op.
+    """
+    import simplejpeg
+    from av.video.reformatter import ColorRange, Colorspace
+
+    fmt = _reformatter()
+    if size is None:
+        yuv = fmt.reformat(frame, format="yuv420p", dst_colorspace=Colorspace.ITU601,
+                           dst_color_range=ColorRange.JPEG, threads=1)
+    else:
+        w, h = (size[1], size[0]) if turns % 2 else size  # scale in coded orientation
+        yuv = fmt.reformat(frame, width=w, height=h, format="yuv420p", dst_colorspace=Colorspace.ITU601,
+                           dst_color_range=ColorRange.JPEG, interpolation="AREA", threads=1)
+    planes = _planes(yuv)
+    if turns:
+        # The same turn OpenCV and players apply, so boxes match what users saw elsewhere;
+        # turning each plane turns the 4:2:0 picture.
+        import cv2
+
+        planes = [cv2.rotate(p, _ROTATE[turns]) for p in planes]
+    return simplejpeg.encode_jpeg_yuv_planes(*planes, quality=int(quality))
+
+
+def _jpeg_from_bgr(frame: Any, size: tuple[int, int] | None, turns: int, quality: int) -> bytes:
+    """The slower, general path: swscale to BGR, OpenCV encodes (for what the YUV path refuses)."""
     import cv2
 
-    turns = _quarter_turns(frame)
     if size is None:
         bgr = _reformatter().reformat(frame, format="bgr24", threads=1).to_ndarray()
     else:
-        w, h = (size[1], size[0]) if turns % 2 else size  # scale in coded orientation
+        w, h = (size[1], size[0]) if turns % 2 else size
         bgr = _reformatter().reformat(frame, width=w, height=h, format="bgr24", interpolation="AREA",
                                       threads=1).to_ndarray()
     if turns:
-        # The same turn OpenCV and players apply, so boxes match what users saw elsewhere.
         bgr = cv2.rotate(bgr, _ROTATE[turns])
-    return _write_jpeg(path, bgr, quality)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise BadInput("could not encode a frame as JPEG")
+    return buf.tobytes()
+
+
+def _convert_and_write(frame: Any, path: Path, size: tuple[int, int] | None, quality: int) -> int:
+    """Runs in the pool: convert, scale, rotate, JPEG-encode and write one frame; returns its size.
+
+    swscale and libjpeg-turbo (simplejpeg) release the GIL, so pool threads encode while the
+    decoder decodes. No fsync per frame: the frames land in a temporary folder that is renamed
+    only after the whole ingest succeeded.
+    """
+    import av
+
+    turns = _quarter_turns(frame)
+    try:
+        data = _jpeg_from_yuv(frame, size, turns, quality)
+    except (av.error.FFmpegError, ValueError) as exc:
+        log.debug("%s: YUV encode refused (%s); encoding through BGR", path.name, exc)
+        data = _jpeg_from_bgr(frame, size, turns, quality)
+    with open(path, "wb") as out:
+        out.write(data)
+    return len(data)
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (a cpuset or taskset limits it below os.cpu_count())."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _pool_size(threads: int | None) -> int:
-    return threads or max(2, min(8, os.cpu_count() or 2))
+    return threads or max(2, min(8, _usable_cores()))
 
 
 class _Pipeline:

@@ -1,15 +1,21 @@
-"""Ingest speed vs a bare decode loop over the same file, measured in the same run.
+"""Ingest speed vs bare decode loops over the same file, measured in the same run.
 
-For each clip it prints:
-  bare cv2     cv2.VideoCapture.read() loop (decode + BGR conversion, what most tools do)
-  bare av      PyAV decode + to_ndarray("bgr24") loop (the decode work ingest cannot avoid)
-  ingest       app.video.decode_to_store() at full resolution (decode + BGR + JPEG q90 + write)
-  ratio        ingest fps / the faster bare loop  (goal >= 0.7)
-  x real time  ingest fps / the video's fps      (goal >= 5 for 1080p30 on 2 cores)
+For each clip it prints frames per second (best of --repeat runs) and CPU milliseconds per frame:
+  cv2 bgr     cv2.VideoCapture(CAP_FFMPEG, N_THREADS=cores).read() loop (decode + BGR)
+  av bgr      PyAV decode (thread_type AUTO) + one reused swscale context to bgr24 ndarray
+  av yuv      PyAV decode (thread_type AUTO) + frame.to_ndarray() in its own YUV format: the
+              least work that still yields every frame's pixels
+  ingest      app.video.decode_to_store() at full resolution (decode + YUV range conversion +
+              JPEG from YUV planes + write), the shipped path
+  old         the same pipeline with the previous encoder (swscale to BGR, cv2.imencode): the
+              "before" figure, skipped with --no-old
+  ratio       ingest fps / the fastest bare loop  (goal >= 0.7)
+  x real      ingest fps / the video's fps        (goal >= 5 for 1080p30 on 2 cores)
 
-Clips: the real ones in ../shared/data plus a generated 1080p30 H.264 video (5 minutes, or
-20 s with --quick) built from the real 1080p traffic frames played back and forth, cached under
-/tmp/tpod_bench. Run: .venv/bin/python benchmarks/bench_ingest.py [--quick] [--threads N]
+Clips: the real ones in ../shared/data plus a generated 1080p30 H.264 video (5 minutes, or 20 s
+with --quick) built from the real 1080p traffic frames played back and forth, cached under
+/tmp/tpod_bench. Pin to 2 cores with `taskset -c 0,1` on a bigger machine.
+Run: .venv/bin/python benchmarks/bench_ingest.py [--quick] [--repeat N] [--quality Q]
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,6 +40,13 @@ REAL = [
     SHARED / "opencv_vtest" / "vtest.avi",
     SHARED / "cvat_coco_traffic" / "traffic_first90_1080p_h264.mp4",
 ]
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def synthetic_1080p(seconds: int) -> Path:
@@ -65,11 +79,10 @@ def synthetic_1080p(seconds: int) -> Path:
     return out
 
 
-def bare_cv2(path: Path) -> tuple[int, float]:
+def bare_cv2(path: Path) -> int:
     import cv2
 
-    t = time.perf_counter()
-    cap = cv2.VideoCapture(str(path))
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, cores()])
     n = 0
     while True:
         ok, _ = cap.read()
@@ -77,59 +90,113 @@ def bare_cv2(path: Path) -> tuple[int, float]:
             break
         n += 1
     cap.release()
-    return n, time.perf_counter() - t
+    return n
 
 
-def bare_av(path: Path) -> tuple[int, float]:
+def bare_av_bgr(path: Path) -> int:
     import av
+    from av.video.reformatter import VideoReformatter
 
-    t = time.perf_counter()
+    fmt = VideoReformatter()
     n = 0
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         s.thread_type = "AUTO"
         for frame in c.decode(s):
-            frame.to_ndarray(format="bgr24")
+            fmt.reformat(frame, format="bgr24").to_ndarray()
             n += 1
-    return n, time.perf_counter() - t
+    return n
 
 
-def ingest(path: Path, threads: int | None, max_side: int | None) -> tuple[int, float, int]:
+def bare_av_yuv(path: Path) -> int:
+    import av
+
+    n = 0
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        s.thread_type = "AUTO"
+        for frame in c.decode(s):
+            frame.to_ndarray()
+            n += 1
+    return n
+
+
+def ingest(path: Path, quality: int) -> int:
     from app.video import decode_to_store
 
     out = Path(tempfile.mkdtemp(prefix="tpod_bench_ingest_"))
     try:
-        t = time.perf_counter()
-        summary = decode_to_store(path, out / "v", threads=threads, max_side=max_side)
-        return summary["frame_count"], time.perf_counter() - t, summary["bytes"]
+        summary = decode_to_store(path, out / "v", quality=quality)
+        ingest.bytes = summary["bytes"]  # type: ignore[attr-defined]
+        return summary["frame_count"]
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def ingest_old(path: Path, quality: int) -> int:
+    """The pipeline with the encoder it had before (BGR + cv2.imencode) for a same-run 'before'."""
+    import app.video as video
+
+    saved = video._jpeg_from_yuv
+    video._jpeg_from_yuv = video._jpeg_from_bgr
+    try:
+        return ingest(path, quality)
+    finally:
+        video._jpeg_from_yuv = saved
+
+
+def timed(fn: Callable[[], int], repeat: int) -> tuple[int, float, float]:
+    """(frames, best fps, CPU ms per frame of the best run)."""
+    best = (0, 0.0, 0.0)
+    for _ in range(repeat):
+        w0, c0 = time.perf_counter(), time.process_time()
+        n = fn()
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        if n / wall > best[1]:
+            best = (n, n / wall, cpu / n * 1000)
+    return best
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="20 s synthetic video instead of 5 minutes")
-    ap.add_argument("--threads", type=int, default=None, help="JPEG pool size (default: cores, min 2)")
-    ap.add_argument("--max-side", type=int, default=None, help="also store at this working resolution")
+    ap.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best counts")
+    ap.add_argument("--quality", type=int, default=None, help="JPEG quality (default: app.video.JPEG_QUALITY)")
+    ap.add_argument("--no-old", action="store_true", help="skip the previous encoder's figure")
+    ap.add_argument("--only", default=None, help="only clips whose name contains this")
     args = ap.parse_args()
 
-    from app.video import probe
+    from app.video import JPEG_QUALITY, probe
 
+    quality = args.quality or JPEG_QUALITY
     clips = [p for p in REAL if p.exists()] + [synthetic_1080p(20 if args.quick else 300)]
-    print(f"cores: {os.cpu_count()}  load: {os.getloadavg()[0]:.1f}  (shared machine: figures vary run to run)")
-    print(f"{'clip':38} {'frames':>6} {'size':>10} {'cv2 fps':>8} {'av fps':>8} {'ingest':>8} "
-          f"{'ratio':>6} {'x real':>7} {'MB/frame':>8}")
+    if args.only:
+        clips = [c for c in clips if args.only in c.name]
+    print(f"cores: {cores()}  load: {os.getloadavg()[0]:.1f}  JPEG quality {quality}  best of {args.repeat}")
+    print("fps (CPU ms per frame)")
+    print(f"{'clip':34} {'frames':>6} {'size':>9} {'cv2 bgr':>13} {'av bgr':>13} {'av yuv':>13} "
+          f"{'ingest':>13} {'old':>13} {'ratio':>5} {'old':>5} {'x real':>6} {'KB/fr':>5}")
     for clip in clips:
         info = probe(clip, count=False)
-        n1, t1 = bare_cv2(clip)
-        n2, t2 = bare_av(clip)
-        n3, t3, nbytes = ingest(clip, args.threads, args.max_side)
-        assert n1 == n2 == n3, f"{clip.name}: frame counts differ cv2={n1} av={n2} ingest={n3}"
-        cv2_fps, av_fps, ing_fps = n1 / t1, n2 / t2, n3 / t3
-        ratio = ing_fps / max(cv2_fps, av_fps)
-        size = f"{info.width}x{info.height}"
-        print(f"{clip.name[:38]:38} {n3:6d} {size:>10} {cv2_fps:8.1f} {av_fps:8.1f} {ing_fps:8.1f} "
-              f"{ratio:6.2f} {ing_fps / info.fps:7.1f} {nbytes / n3 / 1e6:8.2f}", flush=True)
+        runs = {
+            "cv2": timed(lambda: bare_cv2(clip), args.repeat),
+            "av_bgr": timed(lambda: bare_av_bgr(clip), args.repeat),
+            "av_yuv": timed(lambda: bare_av_yuv(clip), args.repeat),
+            "ingest": timed(lambda: ingest(clip, quality), args.repeat),
+        }
+        nbytes = ingest.bytes  # type: ignore[attr-defined]
+        if not args.no_old:
+            runs["old"] = timed(lambda: ingest_old(clip, quality), args.repeat)
+        counts = {k: v[0] for k, v in runs.items()}
+        assert len(set(counts.values())) == 1, f"{clip.name}: frame counts differ {counts}"
+        n = counts["ingest"]
+        bare = max(runs[k][1] for k in ("cv2", "av_bgr", "av_yuv"))
+        cells = [f"{runs[k][1]:6.1f} ({runs[k][2]:4.1f})" if k in runs else f"{'-':>13}"
+                 for k in ("cv2", "av_bgr", "av_yuv", "ingest", "old")]
+        old_ratio = f"{runs['old'][1] / bare:5.2f}" if "old" in runs else "    -"
+        print(f"{clip.name[:34]:34} {n:6d} {info.width:>4}x{info.height:<4} {' '.join(cells)} "
+              f"{runs['ingest'][1] / bare:5.2f} {old_ratio} {runs['ingest'][1] / info.fps:6.1f} "
+              f"{nbytes / n / 1e3:5.0f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -272,3 +272,67 @@ def test_unreadable_image_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="bad.jpg: not a readable image"):
         images_to_store([SHARED / "otb_crossing" / "img" / "0001.jpg", bad], tmp_path / "s")
     assert not (tmp_path / "s").exists()
+
+
+def _bars_video(path: Path, codec: str, pix_fmt: str, size: tuple[int, int], *, colorspace: int | None = None,
+                color_range: int | None = None) -> Path:
+    """Two frames of white | green | black vertical bars in the given codec and pixel format."""
+    w, h = size
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=10)
+        s.width, s.height, s.pix_fmt = w, h, pix_fmt
+        if colorspace is not None:
+            s.codec_context.colorspace = colorspace
+        if color_range is not None:
+            s.codec_context.color_range = color_range
+        for i in range(2):
+            a = np.zeros((h, w, 3), np.uint8)
+            a[:, : w // 3] = 255
+            a[:, w // 3: 2 * w // 3] = (20, 200, 60)
+            frame = av.VideoFrame.from_ndarray(a, format="bgr24")
+            frame.pts = i
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize(("codec", "pix_fmt", "size", "colorspace", "color_range"), [
+    ("libx264", "yuv420p", (64, 48), None, None),      # limited range, unflagged matrix (BT.601)
+    ("libx264", "yuv420p", (64, 48), 1, None),         # flagged BT.709
+    ("mjpeg", "yuvj420p", (64, 48), None, 2),          # full range already
+    ("libx264", "yuv444p", (64, 48), None, None),
+    ("libx264", "yuv420p10le", (64, 48), None, None),  # 10 bit
+    ("ffv1", "yuv444p", (63, 49), None, None),         # odd size
+    ("ffv1", "gray", (65, 47), None, None),
+    ("ffv1", "bgr0", (64, 48), None, None),            # RGB source
+])
+def test_stored_colours_match_opencv_for_each_pixel_format(tmp_path: Path, codec: str, pix_fmt: str,
+                                                           size: tuple[int, int], colorspace: int | None,
+                                                           color_range: int | None) -> None:
+    # Frames are JPEG-encoded from YUV planes: range, matrix, depth and format must all be
+    # converted, or blacks turn grey and colours shift against what OpenCV and players show.
+    path = _bars_video(tmp_path / f"bars_{pix_fmt}.mkv", codec, pix_fmt, size, colorspace=colorspace,
+                       color_range=color_range)
+    decode_to_store(path, tmp_path / "s")
+    stored = cv2.imread(str(tmp_path / "s" / "frames" / "000000.jpg"))
+    ref = cv2_frames(path, upto=1)[0]
+    assert stored.shape == ref.shape == (size[1], size[0], 3)
+    assert cv2.PSNR(stored, ref) > 30
+    assert stored[size[1] // 2, 2].min() >= 245, "white bar is not white"
+    assert stored[size[1] // 2, -3].max() <= 10, "black bar is not black"
+
+
+def test_yuv_and_bgr_encoders_agree(tmp_path: Path) -> None:
+    # The BGR path is the fallback for frames the YUV path refuses; both must store the same picture.
+    from app.video import _jpeg_from_bgr, _jpeg_from_yuv
+
+    path = CLIPS["uav"][0]
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+    for size in (None, (640, 360)):
+        a = cv2.imdecode(np.frombuffer(_jpeg_from_yuv(frame, size, 0, 90), np.uint8), cv2.IMREAD_COLOR)
+        b = cv2.imdecode(np.frombuffer(_jpeg_from_bgr(frame, size, 0, 90), np.uint8), cv2.IMREAD_COLOR)
+        assert a.shape == b.shape
+        assert cv2.PSNR(a, b) > 36
