@@ -35,6 +35,15 @@ def _in(column: str, values: Sequence[int] | None) -> tuple[str, list[int]]:
     return f" AND {column} IN ({', '.join('?' for _ in vals)})", vals
 
 
+def _box_filter(video_ids: Sequence[int] | None, class_ids: Sequence[int] | None) -> tuple[str, list[int]]:
+    """The selection as a filter on boxes itself (besides the join with the selected videos): the
+    scan then skips the other columns of rows outside it, which matters when one video of many
+    is counted again."""
+    vwhere, vargs = _in("b.video_id", video_ids)
+    cwhere, cargs = _in("b.class_id", class_ids)
+    return vwhere + cwhere, vargs + cargs
+
+
 def _selected_videos(project_id: int, video_ids: Sequence[int] | None) -> tuple[str, list]:
     where, args = _in("id", video_ids)
     sql = f"SELECT id, name, width, height, kind FROM videos WHERE project_id = ?{where}"
@@ -55,7 +64,8 @@ _DIM_COLS = "iw, ih, " + ", ".join(f"t{i}" for i in range(len(AREA_EDGES))) + ",
 
 
 def box_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int,
-                   video_ids: Sequence[int] | None, class_ids: Sequence[int] | None) -> list[tuple]:
+                   video_ids: Sequence[int] | None, class_ids: Sequence[int] | None, *,
+                   by_video: bool = False) -> list[tuple]:
     """One grouped pass over the visible boxes of the selection.
 
     Rows: (set, class_id, source, author, hour, wb, hb, gx, gy, ab, rb, tiny, degenerate, touching,
@@ -69,13 +79,17 @@ def box_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int,
     Per-row arithmetic dominates the cost, so the per-image constants come from the video row,
     the flags are plain comparisons (no least()/greatest(), which are slow per row), and every
     aggregate is a count(*) keyed by small values.
+    With by_video every row is prefixed with its video_id: the same sets, one per video, so a
+    caller can keep per-video partial results and recompute only the videos that changed.
     """
     vsql, vargs = _selected_videos(project_id, video_ids)
-    cwhere, cargs = _in("b.class_id", class_ids)
+    cwhere, cargs = _box_filter(video_ids, class_ids)
     # The image-set branch scans boxes a second time: leave it out when there are no image sets.
     image_sets = cur.execute(f"SELECT count(*) FROM ({vsql}) WHERE width IS NULL", vargs).fetchone()[0]
     area_case = " ".join(f"WHEN wh < t{i} THEN {i}" for i in range(len(AREA_EDGES)))
     cols = "b.class_id, b.source, coalesce(b.author, '') AS author, b.created_at, b.x1, b.y1, b.x2, b.y2"
+    if by_video:
+        cols = "b.video_id, " + cols
     image_set_branch = f"""
         UNION ALL
         -- image sets keep one size per image in frames
@@ -93,7 +107,7 @@ def box_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int,
     ),
     m AS (SELECT *, x2 - x1 AS w, y2 - y1 AS h FROM b),
     k AS (
-        SELECT class_id, source, author,
+        SELECT {"video_id, " if by_video else ""}class_id, source, author,
                epoch_us(created_at) // 3600000000 AS hour,
                floor(w * {SIZE_BINS} / iw) AS wb,
                floor(h * {SIZE_BINS} / ih) AS hb,
@@ -107,14 +121,14 @@ def box_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int,
                x1 < -{EDGE_TOL_PX} OR y1 < -{EDGE_TOL_PX} OR x2 > xo OR y2 > yo AS outside_image
         FROM (SELECT *, w * h AS wh FROM m)
     )
-    SELECT CASE GROUPING(class_id, source, author, hour, wb, hb, gx, gy,
+    SELECT {"video_id, " if by_video else ""}CASE GROUPING(class_id, source, author, hour, wb, hb, gx, gy,
                          ab, rb, tiny, degenerate, touching, outside_image)
              WHEN {_gmask(0, 1, 2, 3)} THEN 'main' WHEN {_gmask(4, 5)} THEN 'size'
              WHEN {_gmask(6, 7)} THEN 'heat' ELSE 'shape' END AS gset,
            class_id, source, author, hour, wb, hb, gx, gy, ab, rb, tiny, degenerate, touching, outside_image,
            count(*) AS n
     FROM k
-    GROUP BY GROUPING SETS ((class_id, source, author, hour), (wb, hb), (gx, gy),
+    GROUP BY {"video_id, " if by_video else ""}GROUPING SETS ((class_id, source, author, hour), (wb, hb), (gx, gy),
                             (ab, rb, tiny, degenerate, touching, outside_image))
     """
     return cur.execute(sql, [*vargs, *cargs, *(cargs if image_sets else [])]).fetchall()
@@ -132,7 +146,7 @@ def _gmask(*present: int) -> int:
 
 
 def frame_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int, video_ids: Sequence[int] | None,
-                     class_ids: Sequence[int] | None, min_gap: int) -> list[tuple]:
+                     class_ids: Sequence[int] | None, min_gap: int, *, by_video: bool = False) -> list[tuple]:
     """The frame-level figures in one pass over the per-frame box counts.
 
     Rows (set, key, frames, labeled, empty, unlabeled, reviewed, boxes, first, last) with set
@@ -141,9 +155,12 @@ def frame_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int, video_ids:
       consecutive unlabeled, unreviewed frames in a video that has labels, longest first.
     'empty' = reviewed without boxes, 'unlabeled' = neither. Counting boxes per frame is the
     costly step, so it is done once and shared (materialised) by both figures.
+    With by_video the 'bpf' rows are per video (key = boxes in the frame, as above) and every row
+    is prefixed with its video_id; there is no 'total' row (it is the sum of the 'video' rows).
     """
     vsql, vargs = _selected_videos(project_id, video_ids)
-    cwhere, cargs = _in("b.class_id", class_ids)
+    cwhere, cargs = _box_filter(video_ids, class_ids)
+    fwhere, fargs = _in("f.video_id", video_ids)
     sql = f"""
     WITH v AS ({vsql}),
     per AS (
@@ -156,10 +173,13 @@ def frame_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int, video_ids:
         SELECT f.video_id, f.idx, f.reviewed, coalesce(p.n, 0) AS n
         FROM frames f SEMI JOIN v ON v.id = f.video_id
         LEFT JOIN per p ON p.video_id = f.video_id AND p.frame_idx = f.idx
+        WHERE true{fwhere}
     ),
     agg AS (
-        SELECT CASE GROUPING(video_id, nb) WHEN 1 THEN 'video' WHEN 2 THEN 'bpf' ELSE 'total' END AS gset,
-               coalesce(video_id, nb) AS key,
+        SELECT {"video_id AS vid, " if by_video else ""}
+               CASE GROUPING(video_id, nb) WHEN 1 THEN 'video' WHEN {"0" if by_video else "2"} THEN 'bpf'
+                    ELSE 'total' END AS gset,
+               {"CASE GROUPING(nb) WHEN 1 THEN video_id ELSE nb END" if by_video else "coalesce(video_id, nb)"} AS key,
                count(*) AS frames,
                count(*) FILTER (WHERE n > 0) AS labeled,
                count(*) FILTER (WHERE n = 0 AND reviewed) AS empty,
@@ -167,7 +187,7 @@ def frame_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int, video_ids:
                count(*) FILTER (WHERE reviewed) AS reviewed,
                coalesce(sum(n), 0) AS boxes
         FROM (SELECT *, least(n, {BPF_CAP}) AS nb FROM ff)
-        GROUP BY GROUPING SETS ((video_id), (nb), ())
+        GROUP BY {"GROUPING SETS ((video_id), (video_id, nb))" if by_video else "GROUPING SETS ((video_id), (nb), ())"}
     ),
     holes AS (
         SELECT video_id, idx, idx - row_number() OVER (PARTITION BY video_id ORDER BY idx) AS grp
@@ -179,15 +199,16 @@ def frame_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int, video_ids:
         SELECT video_id, min(idx) AS first, max(idx) AS last, count(*) AS len
         FROM holes GROUP BY video_id, grp HAVING count(*) >= ?
     )
-    SELECT gset, key, frames, labeled, empty, unlabeled, reviewed, boxes, NULL AS first, NULL AS last
+    SELECT {"vid, " if by_video else ""}gset, key, frames, labeled, empty, unlabeled, reviewed, boxes,
+           NULL AS first, NULL AS last
     FROM agg
     UNION ALL
     SELECT * FROM (
-        SELECT 'gap', video_id, len, NULL, NULL, NULL, NULL, NULL, first, last
+        SELECT {"video_id, " if by_video else ""}'gap', video_id, len, NULL, NULL, NULL, NULL, NULL, first, last
         FROM gaps ORDER BY len DESC, video_id, first
     )
     """
-    return cur.execute(sql, [*vargs, *cargs, min_gap]).fetchall()
+    return cur.execute(sql, [*vargs, *cargs, *fargs, min_gap]).fetchall()
 
 
 def author_edits(cur: duckdb.DuckDBPyConnection, project_id: int,
@@ -226,3 +247,43 @@ def revision(cur: duckdb.DuckDBPyConnection, project_id: int) -> tuple:
         [project_id, project_id, project_id],
     ).fetchone()
     return tuple(row)
+
+
+def video_revisions(cur: duckdb.DuckDBPyConnection, project_id: int) -> tuple[list[tuple], tuple]:
+    """Per-video figures that change whenever that video's boxes, frames or size change, and the
+    project-wide rest, for per-video partial results and for the project revision.
+
+    Rows (video_id, width, height, boxes, last_update, rev_sum, frames, reviewed, reviewed_idx)
+    per video of the project, by id; reviewed_idx is an order-free checksum of the reviewed frame
+    indices, so moving a reviewed mark changes it. The tuple is (last edit id, classes).
+    """
+    lo, hi = cur.execute("SELECT min(id), max(id) FROM videos WHERE project_id = ?", [project_id]).fetchone()
+    if lo is None:
+        return [], tuple(_project_rest(cur, project_id))
+    # Boxes and frames are grouped by video over the project's id range, not joined with its
+    # videos first: a range filter keeps the grouping a perfect hash on video_id, a join does not
+    # (the join costs twice as much on 1M boxes).
+    rows = cur.execute(
+        """
+        WITH bx AS (SELECT video_id, count(*) AS n, max(updated_at) AS last, sum(rev) AS revs
+                    FROM boxes WHERE video_id BETWEEN ? AND ? GROUP BY video_id),
+        fr AS (SELECT video_id, count(*) AS n, count(*) FILTER (WHERE reviewed) AS reviewed,
+                      bit_xor(hash(idx)) FILTER (WHERE reviewed) AS ridx
+               FROM frames WHERE video_id BETWEEN ? AND ? GROUP BY video_id)
+        SELECT v.id, v.width, v.height, coalesce(bx.n, 0), bx.last, coalesce(bx.revs, 0),
+               coalesce(fr.n, 0), coalesce(fr.reviewed, 0), fr.ridx
+        FROM videos v LEFT JOIN bx ON bx.video_id = v.id LEFT JOIN fr ON fr.video_id = v.id
+        WHERE v.project_id = ?
+        ORDER BY v.id
+        """,
+        [lo, hi, lo, hi, project_id],
+    ).fetchall()
+    return rows, tuple(_project_rest(cur, project_id))
+
+
+def _project_rest(cur: duckdb.DuckDBPyConnection, project_id: int) -> tuple:
+    return cur.execute(
+        "SELECT (SELECT max(id) FROM edits WHERE project_id = ?), "
+        "(SELECT count(*) FROM label_classes WHERE project_id = ?)",
+        [project_id, project_id],
+    ).fetchone()
