@@ -154,24 +154,6 @@ _selections: OrderedDict[tuple, _Selection] = OrderedDict()
 _partials_lock = threading.Lock()
 
 
-def _box_key(row: tuple) -> tuple:
-    """A box_aggregates row without its count, bins clamped as _assemble clamps them, so that
-    partials of different videos add up by plain equality (a NaN bin would never match)."""
-    gset, class_id, source, name, hour, wb, hb, gx, gy, ab, rb, tiny, degenerate, touching, outside = row[:15]
-    top, r_max = sql.SIZE_BINS - 1, int(sql.ASPECT_MAX / sql.ASPECT_STEP)
-    if gset == "main":
-        return (gset, class_id, source, name, int(hour), None, None, None, None, None, None, None, None, None, None)
-    if gset == "size":
-        return (gset, None, None, None, None, _bin(wb, 0, top), _bin(hb, 0, top), None, None, None, None,
-                None, None, None, None)
-    if gset == "heat":
-        return (gset, None, None, None, None, None, None, _bin(gx, 0, sql.HEAT_BINS - 1),
-                _bin(gy, 0, sql.HEAT_BINS - 1), None, None, None, None, None, None)
-    return (gset, None, None, None, None, None, None, None, None, int(ab),
-            None if degenerate else _bin(rb, -r_max, r_max), bool(tiny), bool(degenerate), bool(touching),
-            bool(outside))
-
-
 def _from_partials(cur: Any, project_id: int, selected: list[int], vkey: tuple | None, ckey: tuple | None,
                    class_ids: Sequence[int] | None, revs: dict[int, tuple]) -> tuple[list[tuple], list[tuple]]:
     """Box and frame rows of the selection, counting again only the videos whose revision moved."""
@@ -191,8 +173,8 @@ def _from_partials(cur: Any, project_id: int, selected: list[int], vkey: tuple |
             # all of an unfiltered project: no IN list of every video id
             ids = None if vkey is None and len(stale) == len(revs) else stale
             fresh = {vid: _Part(revs[vid]) for vid in stale}
-            for vid, *row in sql.box_aggregates(cur, project_id, ids, class_ids, by_video=True):
-                fresh[vid].boxes[_box_key(row)] += int(row[-1])
+            for vid, *row, n in sql.box_aggregates(cur, project_id, ids, class_ids, by_video=True):
+                fresh[vid].boxes[tuple(row)] = n   # clamped and merged in SQL: one row per key
             for vid, *row in sql.frame_aggregates(cur, project_id, ids, class_ids, MIN_GAP_FRAMES, by_video=True):
                 part = fresh[vid]
                 if row[0] == "video":
@@ -248,9 +230,10 @@ def project_stats(project_id: int, *, video_ids: Sequence[int] | None = None,
                     return _copy(hit)
         videos = sql.videos_of(cur, project_id, video_ids)
         if use_cache:
-            box_rows, frame_rows = _from_partials(
-                cur, project_id, [v[0] for v in videos], vkey, ckey, class_ids,
-                {r[0]: tuple(r[1:]) for r in video_revs})
+            revs = {r[0]: tuple(r[1:]) for r in video_revs}
+            videos = [v for v in videos if v[0] in revs]   # one added since the revision query: next time
+            box_rows, frame_rows = _from_partials(cur, project_id, [v[0] for v in videos], vkey, ckey,
+                                                  class_ids, revs)
         else:
             box_rows = sql.box_aggregates(cur, project_id, video_ids, class_ids)
             frame_rows = sql.frame_aggregates(cur, project_id, video_ids, class_ids, MIN_GAP_FRAMES)
