@@ -9,8 +9,12 @@ For each clip it prints frames per second (best of --repeat runs) and CPU millis
               JPEG from YUV planes + write), the shipped path
   old         the same pipeline with the previous encoder (swscale to BGR, cv2.imencode): the
               "before" figure, skipped with --no-old
-  ratio       ingest fps / the fastest bare loop  (goal >= 0.7)
+  ratio       ingest fps / the fastest bare loop  (goal >= 0.7); "old" the same for the old encoder
   x real      ingest fps / the video's fps        (goal >= 5 for 1080p30 on 2 cores)
+  cpu ratio   CPU ms per frame of the fastest bare loop / of ingest: what the ratio becomes when
+              the cores are saturated, and much steadier than wall clock on a shared machine
+  cpu x real  cores * 1000 / ingest CPU ms per frame / fps: real-time factor if every core
+              worked for ingest alone (an upper bound; the wall-clock figure is the measured one)
 
 Clips: the real ones in ../shared/data plus a generated 1080p30 H.264 video (5 minutes, or 20 s
 with --quick) built from the real 1080p traffic frames played back and forth, cached under
@@ -34,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 SHARED = ROOT.parent / "shared" / "data"
 CACHE = Path(tempfile.gettempdir()) / "tpod_bench"
+STORED = {"bytes": 0}  # JPEG bytes the last ingest() wrote
 REAL = [
     SHARED / "otb_crossing" / "crossing_h264.mp4",
     SHARED / "uav123_person11" / "person11_first100_10fps_h264.mp4",
@@ -127,7 +132,7 @@ def ingest(path: Path, quality: int) -> int:
     out = Path(tempfile.mkdtemp(prefix="tpod_bench_ingest_"))
     try:
         summary = decode_to_store(path, out / "v", quality=quality)
-        ingest.bytes = summary["bytes"]  # type: ignore[attr-defined]
+        STORED["bytes"] = summary["bytes"]
         return summary["frame_count"]
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -145,12 +150,12 @@ def ingest_old(path: Path, quality: int) -> int:
         video._jpeg_from_yuv = saved
 
 
-def timed(fn: Callable[[], int], repeat: int) -> tuple[int, float, float]:
-    """(frames, best fps, CPU ms per frame of the best run)."""
+def timed(repeat: int, fn: Callable[..., int], *fn_args: object) -> tuple[int, float, float]:
+    """(frames, best fps, CPU ms per frame of the best run) of fn(*fn_args)."""
     best = (0, 0.0, 0.0)
     for _ in range(repeat):
         w0, c0 = time.perf_counter(), time.process_time()
-        n = fn()
+        n = fn(*fn_args)
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         if n / wall > best[1]:
             best = (n, n / wall, cpu / n * 1000)
@@ -175,28 +180,32 @@ def main() -> None:
     print(f"cores: {cores()}  load: {os.getloadavg()[0]:.1f}  JPEG quality {quality}  best of {args.repeat}")
     print("fps (CPU ms per frame)")
     print(f"{'clip':34} {'frames':>6} {'size':>9} {'cv2 bgr':>13} {'av bgr':>13} {'av yuv':>13} "
-          f"{'ingest':>13} {'old':>13} {'ratio':>5} {'old':>5} {'x real':>6} {'KB/fr':>5}")
+          f"{'ingest':>13} {'old':>13} {'ratio':>5} {'old':>5} {'x real':>6} {'cpu ratio':>9} {'cpu x real':>10} "
+          f"{'KB/fr':>5}")
     for clip in clips:
         info = probe(clip, count=False)
         runs = {
-            "cv2": timed(lambda: bare_cv2(clip), args.repeat),
-            "av_bgr": timed(lambda: bare_av_bgr(clip), args.repeat),
-            "av_yuv": timed(lambda: bare_av_yuv(clip), args.repeat),
-            "ingest": timed(lambda: ingest(clip, quality), args.repeat),
+            "cv2": timed(args.repeat, bare_cv2, clip),
+            "av_bgr": timed(args.repeat, bare_av_bgr, clip),
+            "av_yuv": timed(args.repeat, bare_av_yuv, clip),
+            "ingest": timed(args.repeat, ingest, clip, quality),
         }
-        nbytes = ingest.bytes  # type: ignore[attr-defined]
+        nbytes = STORED["bytes"]
         if not args.no_old:
-            runs["old"] = timed(lambda: ingest_old(clip, quality), args.repeat)
+            runs["old"] = timed(args.repeat, ingest_old, clip, quality)
         counts = {k: v[0] for k, v in runs.items()}
         assert len(set(counts.values())) == 1, f"{clip.name}: frame counts differ {counts}"
         n = counts["ingest"]
-        bare = max(runs[k][1] for k in ("cv2", "av_bgr", "av_yuv"))
+        fastest = max(("cv2", "av_bgr", "av_yuv"), key=lambda k: runs[k][1])
+        bare = runs[fastest][1]
+        cpu_ratio = min(runs[k][2] for k in ("cv2", "av_bgr", "av_yuv")) / runs["ingest"][2]
+        cpu_real = cores() * 1000 / runs["ingest"][2] / info.fps
         cells = [f"{runs[k][1]:6.1f} ({runs[k][2]:4.1f})" if k in runs else f"{'-':>13}"
                  for k in ("cv2", "av_bgr", "av_yuv", "ingest", "old")]
         old_ratio = f"{runs['old'][1] / bare:5.2f}" if "old" in runs else "    -"
         print(f"{clip.name[:34]:34} {n:6d} {info.width:>4}x{info.height:<4} {' '.join(cells)} "
               f"{runs['ingest'][1] / bare:5.2f} {old_ratio} {runs['ingest'][1] / info.fps:6.1f} "
-              f"{nbytes / n / 1e3:5.0f}", flush=True)
+              f"{cpu_ratio:9.2f} {cpu_real:10.1f} {nbytes / n / 1e3:5.0f}", flush=True)
 
 
 if __name__ == "__main__":
