@@ -173,7 +173,9 @@ def _from_partials(cur: Any, project_id: int, selected: list[int], vkey: tuple |
             # all of an unfiltered project: no IN list of every video id
             ids = None if vkey is None and len(stale) == len(revs) else stale
             fresh = {vid: _Part(revs[vid]) for vid in stale}
-            for vid, *row, n in sql.box_aggregates(cur, project_id, ids, class_ids, by_video=True):
+            image_sets = any(revs[vid][0] is None for vid in stale)   # no video size: an image set
+            for vid, *row, n in sql.box_aggregates(cur, project_id, ids, class_ids, by_video=True,
+                                                   image_sets=image_sets):
                 fresh[vid].boxes[tuple(row)] = n   # clamped and merged in SQL: one row per key
             for vid, *row in sql.frame_aggregates(cur, project_id, ids, class_ids, MIN_GAP_FRAMES, by_video=True):
                 part = fresh[vid]
@@ -235,7 +237,8 @@ def project_stats(project_id: int, *, video_ids: Sequence[int] | None = None,
             box_rows, frame_rows = _from_partials(cur, project_id, [v[0] for v in videos], vkey, ckey,
                                                   class_ids, revs)
         else:
-            box_rows = sql.box_aggregates(cur, project_id, video_ids, class_ids)
+            box_rows = sql.box_aggregates(cur, project_id, video_ids, class_ids,
+                                          image_sets=any(v[2] is None for v in videos))
             frame_rows = sql.frame_aggregates(cur, project_id, video_ids, class_ids, MIN_GAP_FRAMES)
         edit_rows = sql.author_edits(cur, project_id, video_ids)
     result = _assemble(project_id, project, video_ids, class_ids, revision, videos, box_rows,

@@ -76,10 +76,10 @@ def recounted(monkeypatch):
     calls: list = []
     real = stats_sql.box_aggregates
 
-    def spy(cur, project_id, video_ids, class_ids, *, by_video=False):
-        if by_video:
+    def spy(cur, project_id, video_ids, class_ids, **kwargs):
+        if kwargs.get("by_video"):
             calls.append(None if video_ids is None else sorted(video_ids))
-        return real(cur, project_id, video_ids, class_ids, by_video=by_video)
+        return real(cur, project_id, video_ids, class_ids, **kwargs)
 
     monkeypatch.setattr(stats_sql, "box_aggregates", spy)
     return calls

@@ -65,7 +65,7 @@ _DIM_COLS = "iw, ih, " + ", ".join(f"t{i}" for i in range(len(AREA_EDGES))) + ",
 
 def box_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int,
                    video_ids: Sequence[int] | None, class_ids: Sequence[int] | None, *,
-                   by_video: bool = False) -> list[tuple]:
+                   by_video: bool = False, image_sets: bool | None = None) -> list[tuple]:
     """One grouped pass over the visible boxes of the selection.
 
     Rows: (set, class_id, source, author, hour, wb, hb, gx, gy, ab, rb, tiny, degenerate, touching,
@@ -87,8 +87,10 @@ def box_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int,
     """
     vsql, vargs = _selected_videos(project_id, video_ids)
     cwhere, cargs = _box_filter(video_ids, class_ids)
-    # The image-set branch scans boxes a second time: leave it out when there are no image sets.
-    image_sets = cur.execute(f"SELECT count(*) FROM ({vsql}) WHERE width IS NULL", vargs).fetchone()[0]
+    # The image-set branch scans boxes a second time: leave it out when there are no image sets
+    # (image_sets: whether the selection has any, when the caller already knows).
+    if image_sets is None:
+        image_sets = cur.execute(f"SELECT count(*) FROM ({vsql}) WHERE width IS NULL", vargs).fetchone()[0] > 0
     area_case = " ".join(f"WHEN wh < t{i} THEN {i}" for i in range(len(AREA_EDGES)))
     cols = "b.class_id, b.source, coalesce(b.author, '') AS author, b.created_at, b.x1, b.y1, b.x2, b.y2"
     if by_video:
