@@ -1,12 +1,16 @@
 """Label: draw a box once, let a tracker carry it through the video, fix what drifted.
 
 Layout: video / class pickers; the frame on the canvas (left) with navigation and a timeline
-strip; tracks, propagation, review and predictions (right). Every drawing change is saved at once.
+strip; this frame's review state, its tracks, Propagate and its predictions (right); settings
+that do not change from frame to frame (tracker, how far to propagate, stepping mode, bulk
+acceptance of predictions) in the sidebar. Every drawing change is saved at once.
 
-Speed: a frame step reruns this script, so per rerun it reads only the frame's boxes and one
-revision figure; the frame goes to the browser at display size (app/display.py) and the next
-few are prefetched; the video list, timeline and tracks come from caches keyed by revision, and
-every write here calls `cv.changed(video)`. Section times are logged at DEBUG ("tpod.label").
+Speed: a frame step reruns only the `_workspace` fragment, so it holds only what changes with
+the frame: every widget costs ~1-3 ms of server time and one more message the browser renders
+before it draws the frame (benchmarks/bench_next_frame.py). Per step it reads the frame's boxes
+and one revision figure; the frame goes to the browser at display size (app/display.py) and the
+next few are prefetched; the video list, timeline and tracks come from caches keyed by revision,
+and every write here calls `cv.changed(video)`. Section times are logged at DEBUG ("tpod.label").
 """
 from __future__ import annotations
 
@@ -111,6 +115,28 @@ cls_id = top[1].radio("Class for new boxes", class_ids, key="label.class", horiz
 cls = next(c for c in classes if c.id == cls_id)
 max_w = top[2].selectbox("Canvas width", CANVAS_WIDTHS, key="label.canvas_w",
                          help="Wider screens: pick a larger canvas (or collapse the sidebar).")
+
+
+with st.sidebar:
+    st.subheader("Propagation", anchor=False, divider="gray")
+    st.selectbox("Tracker", TRACKERS, index=TRACKERS.index(DEFAULT_TRACKER), key="label.tracker",
+                 help="CSRT is the most accurate; MedianFlow is several times faster on smooth motion.")
+    pc = st.columns([1, 1], vertical_alignment="bottom")
+    to_end = pc[1].toggle("To the end", key="label.to_end")
+    pc[0].number_input("Frames", 1, max(1, n - 1), value=min(30, max(1, n - 1)), key="label.n_frames",
+                       disabled=to_end)
+    st.radio("Tracks", ["Selected track", "All on this frame"], key="label.prop_which", horizontal=True)
+    st.subheader("Stepping", anchor=False, divider="gray")
+    st.toggle("Only unreviewed", key="label.only_unreviewed", help="Prev/Next skip frames already marked reviewed.")
+    st.subheader("Predictions", anchor=False, divider="gray")
+    thr = st.slider("Accept all of this video at or above", 0.0, 1.0, 0.5, 0.05, key="label.threshold")
+    statuses_now, _ = cv.timeline(video_id, cv.video_revision(project_rev, video_id))
+    if st.button("Accept all above", key="label.accept_all", disabled="predicted" not in statuses_now,
+                 help="Pre-labels from a model (Models page) become manual boxes."):
+        k = labels.accept_all_above(video_id, thr, ss.get("label.user"))
+        _wrote()
+        ss["label.msg"] = ("success", f"Accepted {k} predicted boxes.")
+        st.rerun()
 
 _lap("pickers")
 log.debug("label full rerun setup %.1f ms: %s", (time.perf_counter() - _t0) * 1000,
@@ -228,10 +254,7 @@ def _workspace() -> None:
                              label_visibility="collapsed")
         bar.button("Unreviewed", key="label.nextunrev", shortcut="N", help="Next frame not marked reviewed",
                        on_click=lambda: _goto(labels.next_unreviewed(video_id, frame)))
-        bar.toggle("Only unreviewed", key="label.only_unreviewed",
-                      help="Prev/Next skip frames already marked reviewed.")
         _lap("canvas+nav")
-        statuses, _ = cv.timeline(video_id, video_rev)
         # No current-frame bar: the frame slider shows the position, and an image that is the same
         # on every frame keeps its URL (content-hashed), so a step neither re-encodes nor refetches it.
         st.image(cv.timeline_png(video_id, video_rev, cw),
@@ -293,7 +316,8 @@ def _workspace() -> None:
                 _wrote()
                 ss["label.msg"] = ("success", f"Deleted track #{tid} ({k} boxes). Undo brings it back.")
                 st.rerun()
-            with st.expander("More track actions"):
+            # Behind a toggle, not an expander: an expander's widgets would run on every step.
+            if st.toggle("More track actions", key="label.more"):
                 new_cls = st.selectbox("Class", class_ids, index=class_ids.index(tb.class_id) if tb.class_id in class_ids
                                        else 0, key="label.track_class",
                                        format_func=lambda i: next(c.name for c in classes if c.id == i))
@@ -326,12 +350,11 @@ def _workspace() -> None:
             st.caption("No box on this frame. Draw one on the canvas.")
 
         st.subheader("Propagate", anchor=False, divider="gray")
-        tracker = st.selectbox("Tracker", TRACKERS, index=TRACKERS.index(DEFAULT_TRACKER), key="label.tracker")
-        pc = st.columns([1, 1])
-        to_end = pc[1].toggle("To the end", key="label.to_end")
-        n_frames = pc[0].number_input("Frames", 1, max(1, n - 1), value=min(30, max(1, n - 1)), key="label.n_frames",
-                                      disabled=to_end)
-        which = st.radio("Tracks", ["Selected track", "All on this frame"], key="label.prop_which", horizontal=True)
+        tracker = ss.get("label.tracker", DEFAULT_TRACKER)
+        to_end, n_frames = bool(ss.get("label.to_end")), int(ss.get("label.n_frames") or min(30, max(1, n - 1)))
+        which = ss.get("label.prop_which", "Selected track")
+        st.caption(f"{which} · {tracker.upper()} · {'to the end' if to_end else f'next {n_frames} frames'} "
+                   "(settings in the sidebar)")
         go = st.button("Propagate ▶", key="label.propagate", type="primary", disabled=not view.boxes,
                        width="stretch")
         if ss.pop("label.propagating", False) and not go:
@@ -343,7 +366,7 @@ def _workspace() -> None:
             try:
                 res = labels.propagate(
                     video_id, [sel_track] if which == "Selected track" and sel_track is not None else None, frame,
-                    None if to_end else int(n_frames), tracker=tracker, author=ctx.user,
+                    None if to_end else n_frames, tracker=tracker, author=ctx.user,
                     on_progress=lambda d, t: bar.progress(min(1.0, d / max(1, t)), text=f"Tracking… {d}/{t} frames"),
                 )
                 lost = f" · lost: {', '.join(f'#{t}' for t in res['lost'])}" if res["lost"] else ""
@@ -357,7 +380,8 @@ def _workspace() -> None:
             st.rerun()
 
         predicted = [b for b in view.boxes if b.source == "predicted"]
-        st.subheader("Predictions", anchor=False, divider="gray")
+        if predicted:
+            st.subheader("Predictions", anchor=False, divider="gray")
         for b in predicted:
             pcol = st.columns([2, 1, 1])
             pcol[0].write(f"#{b.track_id} {b.label} {b.confidence or 0:.2f}")
@@ -369,14 +393,6 @@ def _workspace() -> None:
                 labels.reject_boxes([b.id], ctx.user)
                 _wrote()
                 st.rerun()
-        if not predicted:
-            st.caption("No predicted boxes on this frame.")
-        thr = st.slider("Accept all predictions of this video at or above", 0.0, 1.0, 0.5, 0.05, key="label.threshold")
-        if st.button("Accept all above", key="label.accept_all", disabled="predicted" not in statuses):
-            k = labels.accept_all_above(video_id, thr, ctx.user)
-            _wrote()
-            ss["label.msg"] = ("success", f"Accepted {k} predicted boxes.")
-            st.rerun()
 
     _lap("side panel")
     log.debug("label workspace %.1f ms: %s", (time.perf_counter() - _t0) * 1000,
