@@ -13,8 +13,9 @@ Speed: the decoding thread only decodes; range conversion, resizing and JPEG enc
 in a small thread pool (swscale and libjpeg-turbo release the GIL), with a bounded number of
 frames in flight so memory stays flat. Frames are JPEG-encoded straight from YUV 4:2:0 planes
 (simplejpeg): JPEG stores YCbCr anyway, so a BGR round trip only costs a colour conversion each
-way and a second chroma subsampling. On 2 cores the JPEG encode of a 1080p frame still costs
-about twice its H.264 decode; benchmarks/bench_ingest.py measures both.
+way and a second chroma subsampling (~10% of the encode). The JPEG encode of a 1080p frame
+(~8.5 ms of CPU here) still costs almost twice its H.264 decode (~5 ms), so on saturated cores
+ingest runs at about a third of a bare decode; benchmarks/bench_ingest.py measures both.
 """
 from __future__ import annotations
 
