@@ -144,6 +144,58 @@ log.debug("label full rerun setup %.1f ms: %s", (time.perf_counter() - _t0) * 10
 
 
 @st.fragment
+def _canvas(view: labels.FrameView, frame: int, sel_track: int | None, scale: float, cw: int, ch: int) -> None:
+    """The frame and its boxes; saves what the user drew. Its own fragment: after each new frame
+    the component sends its drawing back once (an echo, never saved), and that rerun then costs
+    this caption and the canvas, not the whole workspace. A save reruns the page."""
+    colors = {c.id: c.color for c in classes}
+    sig = json.dumps([video_id, frame, sel_track, cw,
+                      canvas.boxes_to_fabric(view.boxes, scale=scale, colors=colors, selected_track=sel_track)])
+    if ss.get("label.sig") != sig:
+        # A new drawing for the canvas: json_data keeps the previous one for a rerun, and that
+        # one is recognised (and never saved) by its older generation number.
+        ss["label.sig"] = sig
+        ss["label.gen"] = ss.get("label.gen", 0) + 1
+    gen = ss["label.gen"]
+    drawing = canvas.boxes_to_fabric(view.boxes, scale=scale, colors=colors, generation=gen, selected_track=sel_track)
+    try:
+        background = display.display_jpeg(video_id, frame, cw)
+    except TpodError as exc:
+        show_error(exc)
+        st.stop()
+    # Also keeps the canvas toolbar (it floats above the canvas) off the widgets above.
+    W, H = int(video["width"] or 1), int(video["height"] or 1)
+    st.caption(f"{video['name']} · frame {frame} · {W}×{H} px shown at {scale:.0%}")
+    json_data = cv.frame_canvas(background=background, drawing=drawing, width=cw, height=ch, label=cls.name,
+                                stroke=cls.color)
+    if canvas.drawing_generation(json_data) != gen:
+        return
+    drawn = canvas.fabric_to_boxes(json_data, scale=scale)
+    actions = canvas.diff(view.boxes, drawn, tol=0.5 / scale, min_new=canvas.MIN_DRAWN_PX / scale)
+    strays = sum(1 for d in drawn if d.box_id is None) - sum(1 for a in actions if a.kind == "create")
+    if not actions and not strays:
+        return
+    errors = []
+    for a in actions:
+        try:
+            if a.kind == "create":
+                b = labels.create_box(video_id, frame, cls.id, a.xyxy, ctx.user,
+                                      track_id=sel_track if ss.get("label.continue") else None)
+                ss["label.track"] = b.track_id
+            elif a.kind == "update":
+                labels.update_box(a.box_id, a.xyxy, expected_rev=view.revs.get(a.box_id), author=ctx.user)
+            else:
+                labels.delete_box(a.box_id, ctx.user, expected_rev=view.revs.get(a.box_id))
+        except TpodError as exc:
+            errors.append(str(exc))
+    _wrote()
+    if errors:
+        ss["label.msg"] = ("error", " · ".join(errors))
+    ss["label.sig"] = None  # always resend: the canvas must show what is stored now
+    st.rerun()
+
+
+@st.fragment
 def _workspace() -> None:
     """Canvas, navigation and side panel. A frame step or a drawing reruns only this (not the
     sidebar, pickers, video list); every write ends in a whole-page rerun."""
@@ -177,53 +229,12 @@ def _workspace() -> None:
         W, H = int(video["width"] or 1), int(video["height"] or 1)
         scale = min(max_w / W, MAX_H / H)
         cw, ch = round(W * scale), round(H * scale)
-        colors = {c.id: c.color for c in classes}
-        sig = json.dumps([video_id, frame, sel_track, cw,
-                          canvas.boxes_to_fabric(view.boxes, scale=scale, colors=colors, selected_track=sel_track)])
-        if ss.get("label.sig") != sig:
-            # A new drawing for the canvas: json_data keeps the previous one for a rerun, and that
-            # one is recognised (and never saved) by its older generation number.
-            ss["label.sig"] = sig
-            ss["label.gen"] = ss.get("label.gen", 0) + 1
-        gen = ss["label.gen"]
-        drawing = canvas.boxes_to_fabric(view.boxes, scale=scale, colors=colors, generation=gen, selected_track=sel_track)
-        try:
-            background = display.display_jpeg(video_id, frame, cw)
-        except TpodError as exc:
-            show_error(exc)
-            st.stop()
         back = frame < ss.get("label.shown_frame", -1)
         ss["label.shown_frame"] = frame
+        _canvas(view, frame, sel_track, scale, cw, ch)
         ahead = range(frame - 1, frame - 1 - PREFETCH, -1) if back else range(frame + 1, min(n, frame + 1 + PREFETCH))
         display.prefetch(video_id, ahead, cw)
-        _lap("background")
-        # Also keeps the canvas toolbar (it floats above the canvas) off the widgets above.
-        st.caption(f"{video['name']} · frame {frame} · {W}×{H} px shown at {scale:.0%}")
-        json_data = cv.frame_canvas(background=background, drawing=drawing, width=cw, height=ch, label=cls.name,
-                                 stroke=cls.color)
-        if canvas.drawing_generation(json_data) == gen:
-            drawn = canvas.fabric_to_boxes(json_data, scale=scale)
-            actions = canvas.diff(view.boxes, drawn, tol=0.5 / scale, min_new=canvas.MIN_DRAWN_PX / scale)
-            strays = sum(1 for d in drawn if d.box_id is None) - sum(1 for a in actions if a.kind == "create")
-            if actions or strays:
-                errors = []
-                for a in actions:
-                    try:
-                        if a.kind == "create":
-                            b = labels.create_box(video_id, frame, cls.id, a.xyxy, ctx.user,
-                                                  track_id=sel_track if ss.get("label.continue") else None)
-                            ss["label.track"] = b.track_id
-                        elif a.kind == "update":
-                            labels.update_box(a.box_id, a.xyxy, expected_rev=view.revs.get(a.box_id), author=ctx.user)
-                        else:
-                            labels.delete_box(a.box_id, ctx.user, expected_rev=view.revs.get(a.box_id))
-                    except TpodError as exc:
-                        errors.append(str(exc))
-                _wrote()
-                if errors:
-                    ss["label.msg"] = ("error", " · ".join(errors))
-                ss["label.sig"] = None  # always resend: the canvas must show what is stored now
-                st.rerun()
+        _lap("canvas")
 
         st.caption("Drag on the frame to draw a box (class above). Turn on ✏️ **Edit** in the canvas toolbar to "
                    "select, move, resize or delete boxes; everything is saved at once. Dashed = tracked/interpolated.")
