@@ -639,3 +639,70 @@ def interpolate_track(track_id: int, author: str | None) -> int:
             lg.boxes_after.update(ids)
             _record(cur, video, author, "interpolate_track", lg)
         return len(ids)
+
+
+def fill_track(track_id: int, author: str | None, *, tracker: str | None = None, to_end: bool = True,
+               should_stop: Callable[[], bool] | None = None,
+               on_progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Refill a track from its manual/imported keyframes with app.interpolate.fill_track.
+
+    Between two keyframes: trackers run both ways from them, their centres are drift-corrected
+    and blended, and the box size is interpolated between the keyframes' sizes. After the last
+    keyframe (`to_end`): the tracker follows it to the end of the video, keeping its size, and
+    stops where it loses the object. Every tracked/interpolated box of the track from its first
+    keyframe on is replaced (after the last keyframe only when `to_end`); manual boxes are
+    never touched. Nothing is written if should_stop fires. One undo step.
+
+    Returns {"written", "replaced", "keyframes", "stopped"}.
+    """
+    from app import interpolate, tracking
+
+    tracker = tracker or tracking.DEFAULT_TRACKER
+    tracking.make_tracker(tracker)  # unknown name: BadInput before any work
+    with connect() as cur:
+        track = _track(cur, track_id)
+        video = _video(cur, track["video_id"])
+        keys = [sql.to_box(r) for r in sql.track_rows(cur, track_id) if r["source"] not in sql.DERIVED]
+    result: dict[str, Any] = {"written": 0, "replaced": 0, "keyframes": len(keys), "stopped": False}
+    if not keys:
+        raise BadInput(f"track {track_id} has no manual box to fill from; draw one first")
+    last = int(video["frame_count"]) - 1
+    frames = [k.frame for k in keys]
+    total = 2 * (frames[-1] - frames[0]) + (last - frames[-1] if to_end else 0)
+    done = 0
+    read = _bgr_reader(video["id"])
+
+    def get_frame(i: int) -> Any:
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(min(done, total), total)
+        return read(i)
+
+    boxes = interpolate.fill_track(get_frame, keys, last=last if to_end else None, tracker=tracker,
+                                   scale=framestore.scale_of(video["id"]), should_stop=should_stop)
+    if should_stop is not None and should_stop():
+        result["stopped"] = True
+        return result
+    w, h = float(video.get("width") or 1e9), float(video.get("height") or 1e9)
+    rows = []
+    for b in boxes:
+        x1, y1, x2, y2 = max(0.0, b.x1), max(0.0, b.y1), min(w, b.x2), min(h, b.y2)
+        if x2 - x1 >= 1 and y2 - y1 >= 1:
+            rows.append({"video_id": video["id"], "frame_idx": b.frame, "track_id": track_id,
+                         "class_id": track["class_id"], "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+                         "source": "tracked", "confidence": None, "outside": False, "keyframe": False,
+                         "author": author, "rev": 1})
+    with connect() as cur:
+        lg = _Log()
+        with _tx(cur):
+            old = sql.track_rows(cur, track_id, after=frames[0], upto=None if to_end else frames[-1],
+                                 sources=sql.DERIVED)
+            lg.before(old)
+            sql.delete_boxes(cur, [r["id"] for r in old])
+            ids = sql.insert_boxes_df(cur, rows)
+            lg.boxes_after.update(ids)
+            _record(cur, video, author, "fill_track", lg, tracker=tracker)
+    result.update(written=len(ids), replaced=len(old))
+    log.info("filled track %s from %d keyframes: %s", track_id, len(keys), result)
+    return result

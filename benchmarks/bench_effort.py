@@ -11,6 +11,10 @@ The annotator draws the ground-truth box wherever the tool's box has IoU below -
 - interpolation (oracle keys): the fewest keyframes that make interpolation good everywhere
   (dynamic programming over GT; a lower bound no annotator reaches by scrubbing).
 - fill_between <tracker>: the same keyframe loop (worst frame) with app.interpolate.fill_between.
+- fill_track <tracker> (what the Label page's "Fill track" runs, app.labels.fill_track): draw the
+  first frame, the tool runs app.interpolate.fill_track (tracker centres, sizes from the
+  keyframes, the last keyframe followed to the track's end); the annotator plays from the start,
+  steps through the first run of bad frames and redraws its worst one; the tool refills; repeat.
 - with --oracle-span N: fill_between (oracle) places its keyframes optimally like the
   interpolation oracle (spans up to N frames), and "fill | interp (oracle)" also picks, per span,
   interpolation or fill_between (what a UI offering both per span allows). Costs N tracker
@@ -35,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.domain import Box, iou  # noqa: E402
-from app.interpolate import blend, interpolate  # noqa: E402
+from app.interpolate import blend, fill_track, interpolate  # noqa: E402
 from app.tracking import TRACKERS, propagate_many, track_steps  # noqa: E402
 
 QUICK_TRAFFIC_TRACKS = (1, 17, 22, 23, 28)
@@ -183,8 +187,36 @@ class TrackCache:
             self.done[(box.track_id, box.frame, d)] = got = (stop, boxes)
         return got[1]
 
+    def track_upto(self, box: Box, stop: int) -> list[Box]:
+        """Like propagate_many from box to stop: the cached track cut at stop."""
+        d = 1 if stop > box.frame else -1
+        return [x for x in self.track(box, stop) if (stop - x.frame) * d >= 0]
+
     def fill(self, a: Box, b: Box) -> list[Box]:
         return blend(a, b, self.track(a, b.frame), self.track(b, a.frame))
+
+
+def sim_fill_track(gt: dict[int, Box], cache: TrackCache, thr: float) -> int:
+    """Manual boxes with fill_track: start from the first frame, redraw the worst frame of the first bad run."""
+    frames = sorted(gt)
+    keys = {frames[0]: gt[frames[0]]}
+    while True:
+        got = {x.frame: x for x in fill_track(None, list(keys.values()), last=frames[-1], track=cache.track_upto)}
+        scores = {f: iou(got[f], gt[f]) if f in got else -1.0 for f in frames if f not in keys}
+        run: list[int] = []
+        for f in frames:
+            if f in keys:
+                if run:
+                    break
+                continue
+            if scores[f] < thr:
+                run.append(f)
+            elif run:
+                break
+        if not run:
+            return len(keys)
+        worst = min(run, key=scores.__getitem__)
+        keys[worst] = gt[worst]
 
 
 def sim_optimal(gt: dict[int, Box], fills: list[Callable[[Box, Box], list[Box]]], thr: float, span: int) -> int:
@@ -229,7 +261,8 @@ def main() -> None:
     ap.add_argument("--sequences", default="otb,uav,traffic")
     ap.add_argument("--trackers", default=None, help="forward tracking with these (default: all; --quick: 2)")
     ap.add_argument("--fill-trackers", default="medianflow,csrt", help="fill_between with these")
-    ap.add_argument("--modes", default="forward,interp,fill")
+    ap.add_argument("--modes", default="forward,interp,fill,track")
+    ap.add_argument("--track-trackers", default="csrt,medianflow", help="fill_track with these")
     ap.add_argument("--oracle-span", type=int, default=0,
                     help="also place fill_between keyframes optimally, spans up to N frames (slow: N tracks per frame)")
     args = ap.parse_args()
@@ -275,6 +308,12 @@ def main() -> None:
                 put(f"fill {name} | interp (oracle)", seq,
                     sum(sim_optimal(g, [interpolate, cache.fill], args.iou, args.oracle_span)
                         for g in seq.tracks.values()))
+
+        for name in args.track_trackers.split(",") if "track" in args.modes else []:
+            cache = TrackCache(seq, name)
+            t0 = time.perf_counter()
+            put(f"fill_track {name}", seq, sum(sim_fill_track(g, cache, args.iou) for g in seq.tracks.values()))
+            print(f"    ({time.perf_counter() - t0:.1f} s)", flush=True)
 
     names = [s.name for s in seqs]
     print(f"\nManual boxes per 100 boxes (annotator redraws where IoU < {args.iou}); CVAT human on traffic: 11.2")

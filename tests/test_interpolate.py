@@ -8,7 +8,7 @@ import pytest
 
 from app.domain import Box, iou
 from app.errors import BadInput
-from app.interpolate import blend, fill_between, interpolate
+from app.interpolate import blend, extend, fill_between, fill_track, interpolate
 
 OTB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "otb_crossing"
 
@@ -126,3 +126,59 @@ def test_blend_trusts_the_nearer_direction_when_they_disagree() -> None:
     bwd = [a.moved(frame=k) for k in range(4, -1, -1)]  # reached a
     got = blend(a, b, fwd, bwd)
     assert [x.x1 for x in got] == [100, 100, 0, 0]
+
+
+def test_blend_takes_centres_from_the_tracker_and_sizes_from_the_keyframes() -> None:
+    a = Box(0, 0, 20, 40, frame=0, track_id=1)
+    b = Box(100, 0, 110, 20, frame=4, track_id=1)  # half the size at the far keyframe
+    # the tracker puts the centre at (30 k + 10, 20) with a wide, short box, and reaches b exactly
+    fwd = [Box(30 * k - 20, 15, 30 * k + 40, 25, frame=k) for k in range(1, 4)] + [b.moved(source="tracked")]
+    got = blend(a, b, fwd, [])
+    for k, x in enumerate(got, 1):
+        assert ((x.x1 + x.x2) / 2, (x.y1 + x.y2) / 2) == pytest.approx((30 * k + 10, 20))
+        assert (x.x2 - x.x1, x.y2 - x.y1) == pytest.approx((20 - 2.5 * k, 40 - 5 * k))
+    kept = blend(a, b, fwd, [], keep_tracker_size=True)
+    assert {(x.x2 - x.x1, x.y2 - x.y1) for x in kept} == {(60, 10)}
+
+
+def test_extend_keeps_the_keyframe_size_around_the_tracker_centre() -> None:
+    a = Box(10, 10, 30, 50, frame=7, label="person", track_id=4, class_id=1)
+    fwd = [Box(12, 20, 52, 40, frame=8), Box(14, 21, 54, 41, frame=9)]  # wrong size, centres (32, 30), (34, 31)
+    got = extend(a, fwd)
+    assert [(x.frame, x.x1, x.y1, x.x2, x.y2) for x in got] == [(8, 22, 10, 42, 50), (9, 24, 11, 44, 51)]
+    assert {(x.label, x.track_id, x.class_id, x.source) for x in got} == {("person", 4, 1, "tracked")}
+
+
+def test_fill_track_fills_every_span_and_follows_the_last_keyframe() -> None:
+    frames, gt = _otb()
+    keys = [gt[20], gt[0], gt[21], gt[30]]  # any order; 20 -> 21 has nothing between
+    got = fill_track(frames.__getitem__, keys, last=39, tracker="csrt")
+    assert [x.frame for x in got] == [f for f in range(1, 40) if f not in (20, 21, 30)]
+    assert {(x.source, x.track_id, x.label) for x in got} == {("tracked", 3, "person")}
+    ious = [iou(x, gt[x.frame]) for x in got]
+    # Measured: mean IoU 0.85, worst 0.70 (CSRT centres, sizes from the keyframes).
+    assert np.mean(ious) > 0.78
+    assert min(ious) > 0.5
+    tail = [x for x in got if x.frame > 30]
+    assert {(round(x.x2 - x.x1, 6), round(x.y2 - x.y1, 6)) for x in tail} == {
+        (round(gt[30].x2 - gt[30].x1, 6), round(gt[30].y2 - gt[30].y1, 6))}
+    assert [x.frame for x in fill_track(frames.__getitem__, keys, tracker="csrt")][-1] == 29  # no extension
+
+
+def test_fill_track_uses_an_injected_track_function() -> None:
+    a, b = Box(0, 0, 10, 10, frame=0, track_id=1), Box(40, 0, 50, 10, frame=4, track_id=1)
+    calls = []
+
+    def track(box: Box, stop: int) -> list[Box]:
+        calls.append((box.frame, stop))
+        return []
+
+    got = fill_track(None, [a, b], last=6, track=track)
+    assert calls == [(0, 4), (4, 0), (4, 6)]
+    assert [x.x1 for x in got] == [10, 20, 30]  # nothing tracked: interpolation; no extension either
+
+
+def test_fill_track_refuses_two_keyframes_on_one_frame() -> None:
+    a = Box(0, 0, 10, 10, frame=3)
+    with pytest.raises(BadInput, match="two keyframes on one frame"):
+        fill_track(None, [a, a.moved(x1=1)], track=lambda box, stop: [])
