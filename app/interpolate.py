@@ -27,8 +27,9 @@ AGREE_IOU = 0.5
 # A direction's drift is corrected towards the far keyframe only when it ended near it: a track
 # that reached the far end on the wrong object would be dragged across the frame. When neither
 # direction gets there, the trackers are not trusted at all: interpolation is the better guess.
-# bench_effort.py, MedianFlow fill, manual boxes per 100 on OTB / UAV / traffic: without that
-# fallback 9.2 / 8.0 / 10.7, with it at 0.3 10.8 / 8.0 / 5.4, at 0.5 10.0 / 12.0 / 5.1.
+# bench_effort.py, MedianFlow fill with the trackers' own sizes, manual boxes per 100 on OTB / UAV
+# / traffic: without that fallback 9.2 / 8.0 / 10.7, with it at 0.3 10.8 / 8.0 / 5.4, at 0.5 10.0 /
+# 12.0 / 5.1. With sizes from the keyframes (now): 10.8 / 7.0 on OTB / UAV, CSRT 5.8 / 9.0.
 REACH_IOU = 0.3
 
 
@@ -78,6 +79,7 @@ def fill_between(
     did, the whole span is the linear interpolation. Otherwise, on each frame: both directions
     agreeing are blended with weights by distance to their keyframe; disagreeing, the one
     nearer its own keyframe wins; one alone is used as is; none gives the linear interpolation.
+    Only the centres come from the trackers: sizes are interpolated between a's and b's.
     Returns source="tracked" boxes in frame order (only what was done if should_stop fires).
     """
     _check_pair(a, b)
