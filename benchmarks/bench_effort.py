@@ -15,6 +15,8 @@ The annotator draws the ground-truth box wherever the tool's box has IoU below -
   first frame, the tool runs app.interpolate.fill_track (tracker centres, sizes from the
   keyframes, the last keyframe followed to the track's end); the annotator plays from the start,
   steps through the first run of bad frames and redraws its worst one; the tool refills; repeat.
+- fill_track (true centres): the same with a "tracker" that returns the ground-truth boxes, so
+  only the sizes come from the keyframes: the floor of that size model (mode "floor").
 - with --oracle-span N: fill_between (oracle) places its keyframes optimally like the
   interpolation oracle (spans up to N frames), and "fill | interp (oracle)" also picks, per span,
   interpolation or fill_between (what a UI offering both per span allows). Costs N tracker
@@ -196,12 +198,21 @@ class TrackCache:
         return blend(a, b, self.track(a, b.frame), self.track(b, a.frame))
 
 
-def sim_fill_track(gt: dict[int, Box], cache: TrackCache, thr: float) -> int:
+def gt_tracker(gt: dict[int, Box]) -> Callable[[Box, int], list[Box]]:
+    """A perfect tracker for one track: the ground truth from box.frame towards stop."""
+    def track(box: Box, stop: int) -> list[Box]:
+        d = 1 if stop > box.frame else -1
+        return [gt[f] for f in range(box.frame + d, stop + d, d) if f in gt]
+    return track
+
+
+def sim_fill_track(gt: dict[int, Box], cache: TrackCache | Callable[[Box, int], list[Box]], thr: float) -> int:
     """Manual boxes with fill_track: start from the first frame, redraw the worst frame of the first bad run."""
     frames = sorted(gt)
     keys = {frames[0]: gt[frames[0]]}
     while True:
-        got = {x.frame: x for x in fill_track(None, list(keys.values()), last=frames[-1], track=cache.track_upto)}
+        track = cache.track_upto if isinstance(cache, TrackCache) else cache
+        got = {x.frame: x for x in fill_track(None, list(keys.values()), last=frames[-1], track=track)}
         scores = {f: iou(got[f], gt[f]) if f in got else -1.0 for f in frames if f not in keys}
         run: list[int] = []
         for f in frames:
@@ -261,7 +272,7 @@ def main() -> None:
     ap.add_argument("--sequences", default="otb,uav,traffic")
     ap.add_argument("--trackers", default=None, help="forward tracking with these (default: all; --quick: 2)")
     ap.add_argument("--fill-trackers", default="medianflow,csrt", help="fill_between with these")
-    ap.add_argument("--modes", default="forward,interp,fill,track")
+    ap.add_argument("--modes", default="forward,interp,fill,track,floor")
     ap.add_argument("--track-trackers", default="csrt,medianflow", help="fill_track with these")
     ap.add_argument("--oracle-span", type=int, default=0,
                     help="also place fill_between keyframes optimally, spans up to N frames (slow: N tracks per frame)")
@@ -314,6 +325,10 @@ def main() -> None:
             t0 = time.perf_counter()
             put(f"fill_track {name}", seq, sum(sim_fill_track(g, cache, args.iou) for g in seq.tracks.values()))
             print(f"    ({time.perf_counter() - t0:.1f} s)", flush=True)
+
+        if "floor" in args.modes:
+            put("fill_track (true centres)", seq,
+                sum(sim_fill_track(g, gt_tracker(g), args.iou) for g in seq.tracks.values()))
 
     names = [s.name for s in seqs]
     print(f"\nManual boxes per 100 boxes (annotator redraws where IoU < {args.iou}); CVAT human on traffic: 11.2")
