@@ -82,11 +82,6 @@ def _area_labels() -> list[str]:
     return out
 
 
-def _bin(value: float, lo: int, hi: int) -> int:
-    """Clamp a floor()ed bin value from SQL into [lo, hi]."""
-    return min(max(int(value), lo), hi)
-
-
 # Results of recent calls keyed by (database, project, filters, gap length, revision): a
 # project whose revision has not moved answers without touching its boxes again.
 _CACHE_SIZE = 16
@@ -176,7 +171,7 @@ def _from_partials(cur: Any, project_id: int, selected: list[int], vkey: tuple |
             image_sets = any(revs[vid][0] is None for vid in stale)   # no video size: an image set
             for vid, *row, n in sql.box_aggregates(cur, project_id, ids, class_ids, by_video=True,
                                                    image_sets=image_sets):
-                fresh[vid].boxes[tuple(row)] = n   # clamped and merged in SQL: one row per key
+                fresh[vid].boxes[tuple(row)] = n   # integer keys: one row per key
             for vid, *row in sql.frame_aggregates(cur, project_id, ids, class_ids, MIN_GAP_FRAMES, by_video=True):
                 part = fresh[vid]
                 if row[0] == "video":
@@ -266,9 +261,8 @@ def _assemble(project_id: int, project: Any, video_ids: Sequence[int] | None,
     a_counts: dict[int, int] = {}
     r_counts: dict[int, int] = {}
     tiny = touching = outside_image = degenerate = 0
-    top, r_max = sql.SIZE_BINS - 1, int(sql.ASPECT_MAX / sql.ASPECT_STEP)
-    for (gset, class_id, source, name, hour, wb, hb, gx, gy, ab, rb,
-         is_tiny, is_degenerate, is_touching, is_outside, n) in box_rows:
+    r_max = sql.R_MAX
+    for gset, class_id, source, name, hour, size, heat, shape, n in box_rows:
         n = int(n)
         if gset == "main":
             n_boxes += n
@@ -279,17 +273,19 @@ def _assemble(project_id: int, project: Any, video_ids: Sequence[int] | None,
             if source == "manual":
                 counts[1] += n
             author_hours.setdefault(name, set()).add(int(hour))
+        elif size is None and heat is None and shape is None:
+            continue   # the bins of a box in an image of unknown size
         elif gset == "size":
-            w, h = _bin(wb, 0, top), _bin(hb, 0, top)
+            w, h = sql.size_bins(size)
             w_counts[w] = w_counts.get(w, 0) + n
             h_counts[h] = h_counts.get(h, 0) + n
         elif gset == "heat":
-            cell = (_bin(gx, 0, sql.HEAT_BINS - 1), _bin(gy, 0, sql.HEAT_BINS - 1))
+            cell = sql.heat_cell(heat)
             heat_counts[cell] = heat_counts.get(cell, 0) + n
         else:
+            ab, r, is_tiny, is_degenerate, is_touching, is_outside = sql.shape_bits(shape)
             a_counts[ab] = a_counts.get(ab, 0) + n
-            if not is_degenerate:   # w/h is then positive and finite
-                r = _bin(rb, -r_max, r_max)
+            if r is not None:   # not degenerate: w/h is positive and finite
                 r_counts[r] = r_counts.get(r, 0) + n
             tiny += n if is_tiny else 0
             degenerate += n if is_degenerate else 0

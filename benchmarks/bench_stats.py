@@ -8,6 +8,11 @@ Generates N boxes (default 1,000,000) with DuckDB range() into a fresh data dir,
   - after one edit: one box of one video moved (as update_box does), then the cached path, which
     counts that video again and reuses the other videos' partials (the usual case while labeling);
   - cached: an unchanged project answering from the in-process cache (revision query + copy);
+  - fresh process: a new Python process opening the file and asking once (nothing cached);
+  - inline bins: the cold pass with every box's stored bins marked stale, so each box is binned
+    by per-row arithmetic in the query (what the pass cost before bins were stored at write time),
+    and the fill that stores them again (what the migration costs an older data dir);
+  - writes: labels.create_box / update_box with and without storing the bins (fill_bins a no-op);
 against a baseline: the same figures computed with pandas on the same rows, already loaded in
 memory (which flatters pandas). Wall times are min and median of several runs; CPU time (all
 threads of this process) is printed too, because on a shared, loaded machine the wall time
@@ -30,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def generate(project_id: int, n_boxes: int, n_videos: int = 20, per_frame: int = 10) -> None:
     from app.store.db import connect
+    from app.store.stats import fill_bins
 
     frames_per_video = max(1, n_boxes // (n_videos * per_frame))
     with connect() as cur:
@@ -45,9 +51,9 @@ def generate(project_id: int, n_boxes: int, n_videos: int = 20, per_frame: int =
             [n_videos, frames_per_video])
         cur.execute(
             f"""
-            INSERT INTO boxes (id, video_id, frame_idx, track_id, class_id, x1, y1, x2, y2, source,
+            INSERT INTO boxes (video_id, frame_idx, track_id, class_id, x1, y1, x2, y2, source,
                                outside, author, created_at, updated_at)
-            SELECT i, 1000 + (i // {per_frame}) // ? , (i // {per_frame}) % ?, i % {per_frame} + 100 * (i // ?),
+            SELECT 1000 + (i // {per_frame}) // ? , (i // {per_frame}) % ?, 10000000 + i % {per_frame} + 100 * (i // ?),
                    list_extract(?::INTEGER[], 1 + (hash(i) % {len(classes)})::INTEGER),
                    x, y, x + w, y + h,
                    ['manual', 'tracked', 'interpolated', 'predicted'][1 + (i % 4)],
@@ -59,6 +65,7 @@ def generate(project_id: int, n_boxes: int, n_videos: int = 20, per_frame: int =
             """,
             [frames_per_video, frames_per_video, frames_per_video * per_frame, classes,
              n_videos * frames_per_video * per_frame])
+        fill_bins(cur)   # as every app write path does (and the migration for older data dirs)
         cur.execute("CHECKPOINT")
 
 
@@ -134,6 +141,10 @@ def main() -> None:
         filtered, _ = timed(lambda: project_stats(project.id, video_ids=[1000, 1001, 1002],
                                                   class_ids=[project.classes[0].id], use_cache=False), 3)
 
+        fresh = fresh_process(tmp, project.id, max(3, args.runs // 2))
+        inline, inline_cpus, fill_s = inline_bins(project.id, args.runs)
+        writes = write_costs(project.id, project.classes[0].id, max(20, args.runs * 5))
+
         with connect() as cur:
             boxes = cur.execute("SELECT * FROM boxes").df()
             frames = cur.execute("SELECT * FROM frames").df()
@@ -152,6 +163,17 @@ def main() -> None:
     print(f"project_stats cached (unchanged revision): wall min {min(cached) * 1000:.1f} ms, "
           f"median {statistics.median(cached) * 1000:.1f} ms")
     print(f"project_stats cold, filtered (3 videos, 1 class): wall min {min(filtered) * 1000:.1f} ms")
+    print(f"project_stats in a fresh process (connect + first call, nothing cached): wall min "
+          f"{min(f[0] for f in fresh) * 1000:.1f} ms, median {statistics.median(f[0] for f in fresh) * 1000:.1f} ms; "
+          f"CPU median {statistics.median(f[1] for f in fresh) * 1000:.1f} ms")
+    print(f"baseline, cold with bins binned inline per row (as before stored bins): wall min {min(inline) * 1000:.1f} ms, "
+          f"median {statistics.median(inline) * 1000:.1f} ms; CPU median {statistics.median(inline_cpus) * 1000:.1f} ms"
+          f"  -> stored/inline CPU {statistics.median(cpus) / statistics.median(inline_cpus):.2f}")
+    print(f"storing the bins of all {args.boxes:,} boxes (migration of an older data dir): {fill_s * 1000:.0f} ms")
+    for name, (with_bins, without) in writes.items():
+        print(f"{name}: wall median {statistics.median(with_bins) * 1000:.2f} ms with bins, "
+              f"{statistics.median(without) * 1000:.2f} ms without (min {min(with_bins) * 1000:.2f} / "
+              f"{min(without) * 1000:.2f} ms)")
     print(f"pandas baseline on in-memory DataFrames: wall min {min(ptimes) * 1000:.1f} ms, "
           f"median {theirs * 1000:.1f} ms; CPU median {statistics.median(pcpus) * 1000:.1f} ms")
     edit = statistics.median(edits)
@@ -175,12 +197,78 @@ def after_one_edit(project_id: int, n_boxes: int, runs: int) -> tuple[list[float
     for _ in range(runs):
         with connect() as cur:
             cur.execute("UPDATE boxes SET x2 = x2 + 1, updated_at = current_timestamp, rev = rev + 1 WHERE id = ?",
-                        [rng.randrange(n_boxes)])
+                        [1 + rng.randrange(n_boxes)])
         t0, c0 = time.perf_counter(), time.process_time()
         project_stats(project_id)
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
     return walls, cpus
+
+
+def fresh_process(data_dir: str, project_id: int, runs: int) -> list[tuple[float, float]]:
+    """(wall, CPU) seconds of connect + one project_stats call in a new process, after imports."""
+    import json
+    import subprocess
+
+    from app.store.db import release
+
+    release()   # the child needs the file lock
+    code = ("import json, time, sys; from app.stats import project_stats; "
+            "t0, c0 = time.perf_counter(), time.process_time(); project_stats(int(sys.argv[1])); "
+            "print(json.dumps([time.perf_counter() - t0, time.process_time() - c0]))")
+    env = {**os.environ, "TPOD_DATA_DIR": data_dir}
+    root = Path(__file__).resolve().parents[1]
+    out = []
+    for _ in range(runs):
+        proc = subprocess.run([sys.executable, "-c", code, str(project_id)], env=env, cwd=root,
+                              capture_output=True, text=True, check=True)
+        out.append(tuple(json.loads(proc.stdout.strip().splitlines()[-1])))
+    return out
+
+
+def inline_bins(project_id: int, runs: int) -> tuple[list[float], list[float], float]:
+    """The cold pass with every stored bin stale (binned per row in the query), then the time to
+    store them all again."""
+    from app.stats import project_stats
+    from app.store.db import connect
+    from app.store.stats import fill_bins
+
+    stored = project_stats(project_id, use_cache=False)
+    with connect() as cur:
+        cur.execute("UPDATE boxes SET bins_rev = NULL")
+        cur.execute("CHECKPOINT")
+    assert project_stats(project_id, use_cache=False) == stored, "inline bins disagree with stored bins"
+    walls, cpus = timed(lambda: project_stats(project_id, use_cache=False), runs)
+    with connect() as cur:
+        t0 = time.perf_counter()
+        fill_bins(cur)
+        fill_s = time.perf_counter() - t0
+        cur.execute("CHECKPOINT")
+    return walls, cpus, fill_s
+
+
+def write_costs(project_id: int, class_id: int, runs: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Wall seconds of labels.create_box and labels.update_box with the bins stored, and with
+    fill_bins replaced by a no-op (interleaved, same file)."""
+    from app import labels
+    from app.store import boxes as box_sql
+
+    real = box_sql.fill_bins
+    out: dict[str, tuple[list[float], list[float]]] = {"create_box": ([], []), "update_box": ([], [])}
+    for i in range(2 * runs):
+        store = i % 2 == 0
+        box_sql.fill_bins = real if store else (lambda *a, **k: None)
+        try:
+            t0 = time.perf_counter()
+            box = labels.create_box(1000 + i % 20, i % 50, class_id, (10 + i, 10, 80 + i, 90), author="bench")
+            t1 = time.perf_counter()
+            labels.update_box(box.id, (12 + i, 11, 90 + i, 95), expected_rev=None, author="bench")
+            t2 = time.perf_counter()
+        finally:
+            box_sql.fill_bins = real
+        out["create_box"][0 if store else 1].append(t1 - t0)
+        out["update_box"][0 if store else 1].append(t2 - t1)
+    return out
 
 
 def timed(fn, runs: int) -> tuple[list[float], list[float]]:

@@ -2,6 +2,10 @@
 
 Every function takes a cursor; the caller (app/labels.py) decides the transaction. Rows travel
 as plain dicts (``BOX_COLS`` keys) so the undo log can store and restore them verbatim.
+Bulk inserts store the stats bins of their videos' boxes (app/store/stats.py fill_bins, which also
+sweeps up boxes drawn or moved one at a time since: planning the binning statement costs a
+single-box write more than the stats gain from it, so those stay stale until then and the stats
+bin them inline). Writes that bump rev without moving a box carry the bins over to the new rev.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import duckdb
 import pandas as pd
 
 from app.domain import Box
+from app.store.stats import fill_bins
 
 Cur = duckdb.DuckDBPyConnection
 
@@ -21,6 +26,9 @@ BOX_COLS: tuple[str, ...] = (
     "confidence", "outside", "keyframe", "author", "rev",
 )
 TRACK_COLS: tuple[str, ...] = ("id", "video_id", "class_id", "reviewed", "created_by")
+
+# A rev bump that does not move a box: its stored stats bins stay valid for the new rev.
+_BUMP_REV = "bins_rev = CASE WHEN bins_rev = rev THEN rev + 1 END, rev = rev + 1"
 
 # Sources a tracker may replace; everything else is a human (or imported) decision.
 DERIVED = ("tracked", "interpolated")
@@ -214,7 +222,9 @@ def insert_boxes_df(cur: Cur, rows: list[dict[str, Any]]) -> list[int]:
         ).fetchall()
     finally:
         cur.unregister("_tpod_new_boxes")
-    return [int(r[0]) for r in got]
+    ids = [int(r[0]) for r in got]
+    fill_bins(cur, video_ids=sorted({int(r["video_id"]) for r in rows}))
+    return ids
 
 
 def update_box_geometry(cur: Cur, box_id: int, xyxy: Sequence[float], expected_rev: int | None,
@@ -234,7 +244,7 @@ def update_box_geometry(cur: Cur, box_id: int, xyxy: Sequence[float], expected_r
 
 def set_source(cur: Cur, ids: Sequence[int], source: str, keyframe: bool, author: str | None) -> None:
     cur.execute(
-        "UPDATE boxes SET source = ?, keyframe = ?, author = ?, updated_at = current_timestamp, rev = rev + 1 "
+        f"UPDATE boxes SET source = ?, keyframe = ?, author = ?, updated_at = current_timestamp, {_BUMP_REV} "
         "WHERE list_contains(?, id)",
         [source, keyframe, author, [int(i) for i in ids]],
     )
@@ -248,7 +258,7 @@ def delete_boxes(cur: Cur, ids: Iterable[int]) -> None:
 
 def set_track_of_boxes(cur: Cur, ids: Sequence[int], track_id: int, class_id: int) -> None:
     cur.execute(
-        "UPDATE boxes SET track_id = ?, class_id = ?, rev = rev + 1, updated_at = current_timestamp "
+        f"UPDATE boxes SET track_id = ?, class_id = ?, {_BUMP_REV}, updated_at = current_timestamp "
         "WHERE list_contains(?, id)",
         [track_id, class_id, [int(i) for i in ids]],
     )
@@ -308,7 +318,7 @@ def delete_tracks(cur: Cur, ids: Iterable[int]) -> None:
 
 def set_track_class(cur: Cur, track_id: int, class_id: int) -> None:
     cur.execute("UPDATE tracks SET class_id = ? WHERE id = ?", [class_id, track_id])
-    cur.execute("UPDATE boxes SET class_id = ?, rev = rev + 1 WHERE track_id = ?", [class_id, track_id])
+    cur.execute(f"UPDATE boxes SET class_id = ?, {_BUMP_REV} WHERE track_id = ?", [class_id, track_id])
 
 
 def set_track_reviewed(cur: Cur, track_id: int, reviewed: bool) -> None:

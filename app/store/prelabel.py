@@ -7,6 +7,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from app.store.stats import fill_bins
+
 # A predicted box is dropped when an existing box of the same class on the same frame overlaps it
 # at IoU above this: the manual box wins, and a re-run does not duplicate its own predictions.
 DUPLICATE_IOU = 0.5
@@ -67,6 +69,8 @@ def insert_tracks_and_boxes(cur: duckdb.DuckDBPyConnection, tracks: pd.DataFrame
             "INSERT INTO boxes (video_id, frame_idx, track_id, class_id, x1, y1, x2, y2, source, confidence, "
             "keyframe, author) SELECT video_id, frame_idx, track_id, class_id, x1, y1, x2, y2, 'predicted', "
             "confidence, true, author FROM new_boxes")
+        if not boxes.empty:
+            fill_bins(cur, video_ids=sorted({int(v) for v in boxes["video_id"].unique()}))
     finally:
         cur.unregister("new_tracks")
         cur.unregister("new_boxes")

@@ -4,6 +4,8 @@ Opening an older data dir applies the missing steps in order, inside one transac
 """
 from __future__ import annotations
 
+from app.store.stats import fill_bins_sql
+
 MIGRATIONS: list[tuple[int, str]] = [
     (
         1,
@@ -169,6 +171,18 @@ MIGRATIONS: list[tuple[int, str]] = [
             created_at TIMESTAMP NOT NULL DEFAULT current_timestamp
         );
         """,
+    ),
+    (
+        2,
+        # Small precomputed bins per box for the dataset stats (see app/store/stats.py _bin_exprs);
+        # bins_rev: the box rev they were computed at (NULL: not computed yet).
+        """
+        ALTER TABLE boxes ADD COLUMN bin_size SMALLINT;
+        ALTER TABLE boxes ADD COLUMN bin_heat SMALLINT;
+        ALTER TABLE boxes ADD COLUMN bin_shape SMALLINT;
+        ALTER TABLE boxes ADD COLUMN bin_hour INTEGER;
+        ALTER TABLE boxes ADD COLUMN bins_rev INTEGER;
+        """ + ";\n".join(fill_bins_sql()) + ";",
     ),
 ]
 

@@ -1,9 +1,9 @@
 """SQL for dataset health statistics: every figure is an aggregate computed inside DuckDB.
 
 The box-level figures come from ONE pass over the filtered boxes (GROUPING SETS of plain counts
-keyed by small bins); the frame-level figures, gaps included, from one pass over the per-frame box
-counts of the selected videos. Python
-only reshapes the small grouped results (see app/stats.py).
+keyed by small integer bins stored with each box when it is written, see fill_bins); the
+frame-level figures, gaps included, from one pass over the per-frame box counts of the selected
+videos. Python only reshapes the small grouped results (see app/stats.py).
 """
 from __future__ import annotations
 
@@ -50,17 +50,89 @@ def _selected_videos(project_id: int, video_ids: Sequence[int] | None) -> tuple[
     return sql, [project_id, *args]
 
 
-def _dims(width: str, height: str) -> str:
-    """Per-image constants the box figures compare against, computed once per video (or image)
-    instead of once per box; written exactly as the per-box formulas would round them."""
-    iw, ih = f"{width}::DOUBLE", f"{height}::DOUBLE"
-    edges = ", ".join(f"{edge} * {iw} * {ih} AS t{i}" for i, edge in enumerate(AREA_EDGES))
-    return (f"{iw} AS iw, {ih} AS ih, {edges}, "
-            f"{iw} - {EDGE_TOL_PX} AS xe, {ih} - {EDGE_TOL_PX} AS ye, "
-            f"{iw} + {EDGE_TOL_PX} AS xo, {ih} + {EDGE_TOL_PX} AS yo")
+# Stored bins (columns of boxes, see migration 2): one small integer per figure, computed from the
+# box and its image size when the box is written, so the full pass groups small integers instead
+# of doing per-row arithmetic. bins_rev is the box's rev they were computed at: a box whose rev
+# moved (or a row written by raw SQL, bins_rev NULL) is binned inline by the same formulas, so
+# the figures stay exact whoever wrote the row. Changing a constant above or a formula below
+# needs a migration that sets bins_rev = NULL (and runs fill_bins_sql) for existing rows.
+R_MAX = int(ASPECT_MAX / ASPECT_STEP)
+R_DEGENERATE = 2 * R_MAX + 1   # aspect code of a box with zero or negative width/height
 
 
-_DIM_COLS = "iw, ih, " + ", ".join(f"t{i}" for i in range(len(AREA_EDGES))) + ", xe, ye, xo, yo"
+def _clamp(expr: str, lo: int, hi: int) -> str:
+    return f"(CASE WHEN {expr} < {lo} THEN {lo} WHEN {expr} > {hi} THEN {hi} ELSE {expr} END)"
+
+
+def _bin_exprs(b: str, iw: str, ih: str) -> dict[str, str]:
+    """SQL expressions of the stored bins of box alias `b` in an image iw x ih (DOUBLE expressions).
+
+      bin_size  = wb * SIZE_BINS + hb   (relative width/height bins, clamped)
+      bin_heat  = gx * HEAT_BINS + gy   (box centre cell, clamped)
+      bin_shape = (((ab * (2 R_MAX + 2) + r) * 2 + tiny) * 2 + touching) * 2 + outside_image with
+                  ab the area bin and r = aspect step + R_MAX, or R_DEGENERATE for degenerate boxes
+      bin_hour  = whole hours since the epoch of created_at
+    """
+    x1, y1, x2, y2 = (f"{b}.{c}" for c in ("x1", "y1", "x2", "y2"))
+    w, h = f"({x2} - {x1})", f"({y2} - {y1})"
+    top = SIZE_BINS - 1
+    wb = _clamp(f"floor({w} * {SIZE_BINS} / {iw})", 0, top)
+    hb = _clamp(f"floor({h} * {SIZE_BINS} / {ih})", 0, top)
+    gx = _clamp(f"floor(({x1} + {x2}) * {HEAT_BINS / 2} / {iw})", 0, HEAT_BINS - 1)
+    gy = _clamp(f"floor(({y1} + {y2}) * {HEAT_BINS / 2} / {ih})", 0, HEAT_BINS - 1)
+    area = " ".join(f"WHEN {w} * {h} < {edge} * {iw} * {ih} THEN {i}" for i, edge in enumerate(AREA_EDGES))
+    ab = f"(CASE {area} ELSE {len(AREA_EDGES)} END)"
+    r = (f"(CASE WHEN {w} <= 0 OR {h} <= 0 THEN {R_DEGENERATE} "
+         f"ELSE {_clamp(f'round(log2({w} / {h}) / {ASPECT_STEP})', -R_MAX, R_MAX)} + {R_MAX} END)")
+    tiny = f"({w} < {TINY_PX} OR {h} < {TINY_PX})::INTEGER"
+    touching = (f"({x1} <= {EDGE_TOL_PX} OR {y1} <= {EDGE_TOL_PX} OR {x2} >= {iw} - {EDGE_TOL_PX} "
+                f"OR {y2} >= {ih} - {EDGE_TOL_PX})::INTEGER")
+    outside = (f"({x1} < -{EDGE_TOL_PX} OR {y1} < -{EDGE_TOL_PX} OR {x2} > {iw} + {EDGE_TOL_PX} "
+               f"OR {y2} > {ih} + {EDGE_TOL_PX})::INTEGER")
+    return {
+        "bin_size": f"({wb} * {SIZE_BINS} + {hb})::SMALLINT",
+        "bin_heat": f"({gx} * {HEAT_BINS} + {gy})::SMALLINT",
+        "bin_shape": f"(((({ab} * {R_DEGENERATE + 1} + {r}) * 2 + {tiny}) * 2 + {touching}) * 2 + {outside})::SMALLINT",
+        "bin_hour": f"(epoch_us({b}.created_at) // 3600000000)::INTEGER",
+    }
+
+
+BIN_COLS = ("bin_size", "bin_heat", "bin_shape", "bin_hour")
+
+
+def fill_bins_sql(where: str = "") -> list[str]:
+    """The UPDATE statements that store the bins of boxes whose bins are missing or stale (one for
+    videos, one for image sets, which keep a size per image in frames). `where`: more conditions
+    on `boxes`, starting with AND. Boxes of images without a known size are left as they are."""
+    stale = "boxes.bins_rev IS DISTINCT FROM boxes.rev"
+
+    def sets(iw: str, ih: str) -> str:
+        exprs = _bin_exprs("boxes", iw, ih)
+        return ", ".join(f"{c} = {exprs[c]}" for c in BIN_COLS) + ", bins_rev = boxes.rev"
+
+    return [
+        f"UPDATE boxes SET {sets('v.width::DOUBLE', 'v.height::DOUBLE')} FROM videos v "
+        f"WHERE v.id = boxes.video_id AND v.width IS NOT NULL AND v.height IS NOT NULL AND {stale}{where}",
+        f"UPDATE boxes SET {sets('f.width::DOUBLE', 'f.height::DOUBLE')} FROM videos v, frames f "
+        f"WHERE v.id = boxes.video_id AND v.width IS NULL AND f.video_id = boxes.video_id "
+        f"AND f.idx = boxes.frame_idx AND f.width IS NOT NULL AND f.height IS NOT NULL AND {stale}{where}",
+    ]
+
+
+def fill_bins(cur: duckdb.DuckDBPyConnection, *, video_ids: Sequence[int] | None = None,
+              box_ids: Sequence[int] | None = None) -> None:
+    """Store the bins of the given boxes (or of every box of the given videos, or of all boxes)
+    whose bins are missing or older than the box. Writers call it in their transaction after
+    inserting or moving boxes; it leaves up-to-date boxes alone, so over-asking is cheap."""
+    where, args = "", []
+    if box_ids is not None:
+        where, args = _in("boxes.id", box_ids)
+    elif video_ids is not None:
+        where, args = _in("boxes.video_id", video_ids)
+    if where == " AND false":
+        return
+    for sql in fill_bins_sql(where):
+        cur.execute(sql, args)
 
 
 def box_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int,
@@ -68,93 +140,81 @@ def box_aggregates(cur: duckdb.DuckDBPyConnection, project_id: int,
                    by_video: bool = False, image_sets: bool | None = None) -> list[tuple]:
     """One grouped pass over the visible boxes of the selection.
 
-    Rows: (set, class_id, source, author, hour, wb, hb, gx, gy, ab, rb, tiny, degenerate, touching,
-    outside_image, n) with set one of
+    Rows: (set, class_id, source, author, hour, size, heat, shape, n) with set one of
       'main'   grouped by (class_id, source, author, hour);
-      'size'   by (wb, hb);  'heat' by (gx, gy);
-      'shape'  by (ab, rb, tiny, degenerate, touching, outside_image);
+      'size'   by bin_size;  'heat' by bin_heat;  'shape' by bin_shape
+    (codes as documented in _bin_exprs; decode them with size_bins/heat_cell/shape_bits);
     columns outside a row's grouping are NULL. hour = whole hours since the epoch.
-    The bins come back unclamped (floor values as DOUBLE; rb is NaN or infinite for degenerate
-    boxes): clamping the few groups in Python is cheaper than clamping a million rows here.
-    Per-row arithmetic dominates the cost, so the per-image constants come from the video row,
-    the flags are plain comparisons (no least()/greatest(), which are slow per row), and every
-    aggregate is a count(*) keyed by small values.
+    The bins are the stored ones; boxes whose stored bins are missing or stale (bins_rev is not
+    their rev: written by raw SQL or moved since) are binned here by the same formulas, so the
+    figures never depend on who wrote a box.
     With by_video every row is prefixed with its video_id: the same sets, one per video, so a
-    caller can keep per-video partial results and recompute only the videos that changed. Those
-    rows come back with the bins clamped (integers; rb NULL for degenerate boxes) and merged,
-    which takes a second grouping over the grouped rows only: partials then add up by plain
-    equality (a NaN never equals itself) and there are fewer rows to move into Python.
+    caller can keep per-video partial results and recompute only the videos that changed.
     """
     vsql, vargs = _selected_videos(project_id, video_ids)
     cwhere, cargs = _box_filter(video_ids, class_ids)
-    # The image-set branch scans boxes a second time: leave it out when there are no image sets
+    # The image-set branch joins frames: leave it out when there are no image sets
     # (image_sets: whether the selection has any, when the caller already knows).
     if image_sets is None:
         image_sets = cur.execute(f"SELECT count(*) FROM ({vsql}) WHERE width IS NULL", vargs).fetchone()[0] > 0
-    area_case = " ".join(f"WHEN wh < t{i} THEN {i}" for i in range(len(AREA_EDGES)))
-    cols = "b.class_id, b.source, coalesce(b.author, '') AS author, b.created_at, b.x1, b.y1, b.x2, b.y2"
+    cols = "b.class_id, b.source, coalesce(b.author, '') AS author"
     if by_video:
         cols = "b.video_id, " + cols
+
+    def inline(iw: str, ih: str) -> str:
+        exprs = _bin_exprs("b", iw, ih)
+        return ", ".join(f"{exprs[c]} AS {c}" for c in BIN_COLS)
+
+    stale = "b.bins_rev IS DISTINCT FROM b.rev"
     image_set_branch = f"""
         UNION ALL
-        -- image sets keep one size per image in frames
-        SELECT {cols}, {_dims("f.width", "f.height")}
+        SELECT {cols}, {inline("f.width::DOUBLE", "f.height::DOUBLE")}
         FROM boxes b JOIN v ON v.id = b.video_id AND v.width IS NULL
         JOIN frames f ON f.video_id = b.video_id AND f.idx = b.frame_idx
-        WHERE NOT b.outside{cwhere}""" if image_sets else ""
+        WHERE NOT b.outside AND {stale}{cwhere}""" if image_sets else ""
+    vid = "video_id, " if by_video else ""
     sql = f"""
-    WITH v AS (SELECT id, width, {_dims("width", "height")} FROM ({vsql})),
-    b AS (
-        SELECT {cols}, {_DIM_COLS}
-        FROM boxes b JOIN v ON v.id = b.video_id
-        WHERE v.width IS NOT NULL AND NOT b.outside{cwhere}
-        {image_set_branch}
-    ),
-    m AS (SELECT *, x2 - x1 AS w, y2 - y1 AS h FROM b),
+    WITH v AS (SELECT id, width, height FROM ({vsql})),
     k AS (
-        SELECT {"video_id, " if by_video else ""}class_id, source, author,
-               epoch_us(created_at) // 3600000000 AS hour,
-               floor(w * {SIZE_BINS} / iw) AS wb,
-               floor(h * {SIZE_BINS} / ih) AS hb,
-               floor((x1 + x2) * {HEAT_BINS / 2} / iw) AS gx,
-               floor((y1 + y2) * {HEAT_BINS / 2} / ih) AS gy,
-               CASE {area_case} ELSE {len(AREA_EDGES)} END AS ab,
-               round(log2(w / h) / {ASPECT_STEP}) AS rb,
-               w < {TINY_PX} OR h < {TINY_PX} AS tiny,
-               w <= 0 OR h <= 0 AS degenerate,
-               x1 <= {EDGE_TOL_PX} OR y1 <= {EDGE_TOL_PX} OR x2 >= xe OR y2 >= ye AS touching,
-               x1 < -{EDGE_TOL_PX} OR y1 < -{EDGE_TOL_PX} OR x2 > xo OR y2 > yo AS outside_image
-        FROM (SELECT *, w * h AS wh FROM m)
+        SELECT {cols}, {", ".join(f"b.{c}" for c in BIN_COLS)}
+        FROM boxes b SEMI JOIN v ON v.id = b.video_id
+        WHERE NOT b.outside AND b.bins_rev = b.rev{cwhere}
+        UNION ALL
+        SELECT {cols}, {inline("v.width::DOUBLE", "v.height::DOUBLE")}
+        FROM boxes b JOIN v ON v.id = b.video_id
+        WHERE v.width IS NOT NULL AND NOT b.outside AND {stale}{cwhere}
+        {image_set_branch}
     )
-    SELECT {"video_id, " if by_video else ""}CASE GROUPING(class_id, source, author, hour, wb, hb, gx, gy,
-                         ab, rb, tiny, degenerate, touching, outside_image)
-             WHEN {_gmask(0, 1, 2, 3)} THEN 'main' WHEN {_gmask(4, 5)} THEN 'size'
-             WHEN {_gmask(6, 7)} THEN 'heat' ELSE 'shape' END AS gset,
-           class_id, source, author, hour, wb, hb, gx, gy, ab, rb, tiny, degenerate, touching, outside_image,
-           count(*) AS n
+    SELECT {vid}CASE GROUPING(class_id, source, author, bin_hour, bin_size, bin_heat, bin_shape)
+             WHEN {_gmask(0, 1, 2, 3)} THEN 'main' WHEN {_gmask(4)} THEN 'size'
+             WHEN {_gmask(5)} THEN 'heat' ELSE 'shape' END AS gset,
+           class_id, source, author, bin_hour, bin_size, bin_heat, bin_shape, count(*) AS n
     FROM k
-    GROUP BY {"video_id, " if by_video else ""}GROUPING SETS ((class_id, source, author, hour), (wb, hb), (gx, gy),
-                            (ab, rb, tiny, degenerate, touching, outside_image))
+    GROUP BY {vid}GROUPING SETS ((class_id, source, author, bin_hour), (bin_size), (bin_heat), (bin_shape))
     """
-    if by_video:
-        top, r_max = SIZE_BINS - 1, int(ASPECT_MAX / ASPECT_STEP)
-
-        def clamp(col: str, lo: int, hi: int) -> str:   # NULL stays NULL, unlike least()/greatest()
-            return f"(CASE WHEN {col} < {lo} THEN {lo} WHEN {col} > {hi} THEN {hi} ELSE {col} END)::INTEGER"
-
-        sql = f"""
-        SELECT video_id, gset, class_id, source, author, hour,
-               {clamp("wb", 0, top)}, {clamp("hb", 0, top)},
-               {clamp("gx", 0, HEAT_BINS - 1)}, {clamp("gy", 0, HEAT_BINS - 1)}, ab,
-               CASE WHEN NOT degenerate THEN {clamp("rb", -r_max, r_max)} END,
-               tiny, degenerate, touching, outside_image, sum(n)::BIGINT
-        FROM ({sql})
-        GROUP BY ALL
-        """
-    return cur.execute(sql, [*vargs, *cargs, *(cargs if image_sets else [])]).fetchall()
+    return cur.execute(sql, [*vargs, *cargs, *cargs, *(cargs if image_sets else [])]).fetchall()
 
 
-_GCOLS = 14
+def size_bins(code: int) -> tuple[int, int]:
+    """(width bin, height bin) of a bin_size code."""
+    return divmod(int(code), SIZE_BINS)
+
+
+def heat_cell(code: int) -> tuple[int, int]:
+    """(x, y) heat map cell of a bin_heat code."""
+    return divmod(int(code), HEAT_BINS)
+
+
+def shape_bits(code: int) -> tuple[int, int | None, bool, bool, bool, bool]:
+    """(area bin, aspect step or None when degenerate, tiny, degenerate, touching, outside_image)
+    of a bin_shape code."""
+    code = int(code)
+    ab, r = divmod(code >> 3, R_DEGENERATE + 1)
+    degenerate = r == R_DEGENERATE
+    return ab, None if degenerate else r - R_MAX, bool(code & 4), degenerate, bool(code & 2), bool(code & 1)
+
+
+_GCOLS = 7
 
 
 def _gmask(*present: int) -> int:

@@ -12,6 +12,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from app.store.stats import fill_bins
+
 Cur = duckdb.DuckDBPyConnection
 
 VIDEO_COLS = ("id", "project_id", "name", "kind", "status", "width", "height", "work_width",
@@ -101,6 +103,8 @@ def insert_tracks(cur: Cur, df: pd.DataFrame) -> None:
 def insert_boxes(cur: Cur, df: pd.DataFrame) -> None:
     """Columns: video_id, frame_idx, track_id, class_id, x1, y1, x2, y2, source, outside, keyframe, author."""
     _insert_df(cur, "boxes", df)
+    if not df.empty:
+        fill_bins(cur, video_ids=sorted({int(v) for v in df["video_id"].unique()}))
 
 
 def boxes_for_export(cur: Cur, video_ids: Sequence[int], *, with_outside: bool) -> pd.DataFrame:
