@@ -22,8 +22,10 @@ The annotator draws the ground-truth box wherever the tool's box has IoU below -
   interpolation or fill_between (what a UI offering both per span allows). Costs N tracker
   updates per frame and direction: meant for OTB and UAV.
 
-Also prints ms per tracked box per tracker. `--quick` keeps 5 traffic tracks and two trackers; fill_between runs with --fill-trackers.
-Run: .venv/bin/python benchmarks/bench_effort.py [--quick]
+Also prints ms per tracked box per tracker. `--quick` keeps 5 traffic tracks; fill_between runs with --fill-trackers.
+Run: .venv/bin/python benchmarks/bench_effort.py [--quick]  (about 12 min on 2 busy cores; CSRT on the
+1080p traffic clip is most of it. KCF and MIL (14-49 per 100 forward) run with --trackers all;
+keyframe fill_between with --modes ...,fill.)
 """
 from __future__ import annotations
 
@@ -270,16 +272,16 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="subset: fewer traffic tracks and trackers")
     ap.add_argument("--iou", type=float, default=0.7)
     ap.add_argument("--sequences", default="otb,uav,traffic")
-    ap.add_argument("--trackers", default=None, help="forward tracking with these (default: all; --quick: 2)")
+    ap.add_argument("--trackers", default="medianflow,csrt", help="forward tracking with these, or 'all'")
     ap.add_argument("--fill-trackers", default="medianflow,csrt", help="fill_between with these")
-    ap.add_argument("--modes", default="forward,interp,fill,track,floor")
+    ap.add_argument("--modes", default="forward,interp,track,floor", help="also: fill")
     ap.add_argument("--track-trackers", default="csrt,medianflow", help="fill_track with these")
     ap.add_argument("--oracle-span", type=int, default=0,
                     help="also place fill_between keyframes optimally, spans up to N frames (slow: N tracks per frame)")
     args = ap.parse_args()
     # fastest first, so a long run shows its cheap figures early
     order = sorted(TRACKERS, key=["medianflow", "kcf", "csrt", "mil"].index)
-    trackers = args.trackers.split(",") if args.trackers else (["medianflow", "csrt"] if args.quick else order)
+    trackers = order if args.trackers == "all" else args.trackers.split(",")
     fill_trackers = args.fill_trackers.split(",")
     seqs = load_sequences(names=args.sequences.split(","))
     if args.quick:
