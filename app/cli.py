@@ -253,7 +253,7 @@ def cmd_stats(args: argparse.Namespace, make_queue: QueueFactory) -> int:
     from app import stats
 
     project = _project(args.project)
-    s = stats.project_stats(project.id)
+    s = stats.project_stats(project.id, use_cache=False)  # one-shot: nothing to keep
     per_class = {c["name"]: c["boxes"] for c in s.get("classes", [])} if isinstance(s.get("classes"), list) else s.get("per_class")
     _emit(args, {**s, "per_class": per_class},
           f"{s.get('boxes', 0)} boxes; " + ", ".join(f"{k}: {v}" for k, v in (per_class or {}).items()))

@@ -15,12 +15,15 @@ Definitions used throughout:
 """
 from __future__ import annotations
 
+import logging
 import math
 import pickle
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from app.errors import NotFound
@@ -28,6 +31,8 @@ from app.settings import get_settings
 from app.store import projects as project_sql
 from app.store import stats as sql
 from app.store.db import connect
+
+log = logging.getLogger(__name__)
 
 # A class with fewer boxes than this is flagged: a detector needs many examples per class.
 MIN_CLASS_BOXES = 50
@@ -149,40 +154,119 @@ _selections: OrderedDict[tuple, _Selection] = OrderedDict()
 _partials_lock = threading.Lock()
 
 
-def _from_partials(cur: Any, project_id: int, selected: list[int], vkey: tuple | None, ckey: tuple | None,
-                   class_ids: Sequence[int] | None, revs: dict[int, tuple]) -> tuple[list[tuple], list[tuple]]:
-    """Box and frame rows of the selection, counting again only the videos whose revision moved."""
-    skey = (str(get_settings().db_path), project_id, vkey, ckey, MIN_GAP_FRAMES)
+def _selection(skey: tuple) -> _Selection:
+    """The partials of one selection (call with _partials_lock held)."""
+    sel = _selections.get(skey)
+    if sel is None:
+        sel = _selections[skey] = _Selection()
+        while len(_selections) > _SELECTIONS:
+            _selections.popitem(last=False)
+    _selections.move_to_end(skey)
+    return sel
+
+
+def _count_videos(cur: Any, sel: _Selection, project_id: int, stale: list[int], all_videos: bool,
+                  class_ids: Sequence[int] | None, revs: dict[int, tuple]) -> None:
+    """Count `stale` videos again into `sel` (call with _partials_lock held)."""
+    ids = None if all_videos else stale   # all of an unfiltered project: no IN list of every video id
+    fresh = {vid: _Part(revs[vid]) for vid in stale}
+    image_sets = any(revs[vid][0] is None for vid in stale)   # no video size: an image set
+    for vid, *row, n in sql.box_aggregates(cur, project_id, ids, class_ids, by_video=True, image_sets=image_sets):
+        fresh[vid].boxes[tuple(row)] = n   # integer keys: one row per key
+    for vid, *row in sql.frame_aggregates(cur, project_id, ids, class_ids, MIN_GAP_FRAMES, by_video=True):
+        part = fresh[vid]
+        if row[0] == "video":
+            part.video = tuple(row)
+        elif row[0] == "bpf":
+            part.bpf[int(row[1])] += int(row[2])
+        else:
+            part.gaps.append(tuple(row))
+    for vid, part in fresh.items():
+        sel.add(vid, part)
+
+
+def _fill_later(skey: tuple, project_id: int, selected: list[int], all_videos: bool,
+                class_ids: Sequence[int] | None, revs: dict[int, tuple]) -> None:
+    """Build a selection's partials in the background, stamped with `revs` (older than the data
+    they count, so a write in between only makes the next call count that video again)."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            with connect(Path(skey[0])) as cur, _partials_lock:   # the file it was asked for
+                sel = _selection(skey)
+                stale = sorted(set(selected) - sel.parts.keys())
+                if stale:
+                    _count_videos(cur, sel, project_id, stale, all_videos and len(stale) == len(selected),
+                                  class_ids, revs)
+        except Exception:  # noqa: BLE001 - an optimisation: the next call counts in the foreground
+            log.warning("stats: background count of per-video partials failed", exc_info=True)
+        finally:
+            with _partials_lock:
+                _filling.pop(skey, None)
+            done.set()
+
     with _partials_lock:
-        sel = _selections.get(skey)
-        if sel is None:
-            sel = _selections[skey] = _Selection()
-            while len(_selections) > _SELECTIONS:
-                _selections.popitem(last=False)
-        _selections.move_to_end(skey)
+        if skey in _filling:
+            return
+        _filling[skey] = done
+    # Not a daemon: a process that exits meanwhile waits for it (DuckDB must not be cut off mid-query).
+    threading.Thread(target=run, name="stats-partials").start()
+
+
+# Selections whose partials are being built: the next call waits for them instead of a second pass.
+_filling: dict[tuple, threading.Event] = {}
+
+
+def settle(timeout: float = 60.0) -> None:
+    """Wait until the per-video partials being built in the background are done."""
+    for event in list(_filling.values()):
+        event.wait(timeout)
+
+
+def _from_partials(cur: Any, project_id: int, selected: list[int], vkey: tuple | None, ckey: tuple | None,
+                   class_ids: Sequence[int] | None, revs: dict[int, tuple],
+                   video_ids: Sequence[int] | None) -> tuple[list[tuple], list[tuple]]:
+    """Box and frame rows of the selection, counting again only the videos whose revision moved.
+
+    Nothing kept yet for the selection (a fresh process, new filters): one plain pass answers,
+    which is ~40 % cheaper than counting per video, and the partials are built in the background
+    for the edits to come."""
+    skey = (str(get_settings().db_path), project_id, vkey, ckey, MIN_GAP_FRAMES)
+    all_videos = vkey is None and len(selected) == len(revs)
+    filling = _filling.get(skey)
+    if filling is not None:
+        filling.wait(timeout=60)
+    with _partials_lock:
+        sel = _selection(skey)
         wanted = set(selected)
         for vid in [v for v, p in sel.parts.items() if v not in wanted or p.rev != revs.get(v)]:
             sel.drop(vid)
         stale = sorted(wanted - sel.parts.keys())
-        if stale:
-            # all of an unfiltered project: no IN list of every video id
-            ids = None if vkey is None and len(stale) == len(revs) else stale
-            fresh = {vid: _Part(revs[vid]) for vid in stale}
-            image_sets = any(revs[vid][0] is None for vid in stale)   # no video size: an image set
-            for vid, *row, n in sql.box_aggregates(cur, project_id, ids, class_ids, by_video=True,
-                                                   image_sets=image_sets):
-                fresh[vid].boxes[tuple(row)] = n   # integer keys: one row per key
-            for vid, *row in sql.frame_aggregates(cur, project_id, ids, class_ids, MIN_GAP_FRAMES, by_video=True):
-                part = fresh[vid]
-                if row[0] == "video":
-                    part.video = tuple(row)
-                elif row[0] == "bpf":
-                    part.bpf[int(row[1])] += int(row[2])
-                else:
-                    part.gaps.append(tuple(row))
-            for vid, part in fresh.items():
-                sel.add(vid, part)
-        return sel.rows()
+        if not stale:
+            return sel.rows()
+        if sel.parts or len(stale) < 2:
+            _count_videos(cur, sel, project_id, stale, all_videos and len(stale) == len(selected), class_ids, revs)
+            return sel.rows()
+    rows = _full_pass(cur, project_id, video_ids, class_ids, image_sets=any(revs[v][0] is None for v in selected))
+    _fill_later(skey, project_id, selected, all_videos, class_ids, revs)
+    return rows
+
+
+def _full_pass(cur: Any, project_id: int, video_ids: Sequence[int] | None, class_ids: Sequence[int] | None,
+               image_sets: bool) -> tuple[list[tuple], list[tuple]]:
+    """Box and frame rows of the selection in one pass each, the two queries side by side: each
+    has stretches DuckDB runs on one thread (hash tables' finalisation, the window over frames)."""
+    side = cur.cursor()
+    try:
+        frames = _pool.submit(sql.frame_aggregates, side, project_id, video_ids, class_ids, MIN_GAP_FRAMES)
+        box_rows = sql.box_aggregates(cur, project_id, video_ids, class_ids, image_sets=image_sets)
+        return box_rows, frames.result()
+    finally:
+        side.close()
+
+
+_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="stats")
 
 
 def _revision_text(videos: list[tuple], rest: tuple) -> str:
@@ -230,11 +314,10 @@ def project_stats(project_id: int, *, video_ids: Sequence[int] | None = None,
             revs = {r[0]: tuple(r[1:]) for r in video_revs}
             videos = [v for v in videos if v[0] in revs]   # one added since the revision query: next time
             box_rows, frame_rows = _from_partials(cur, project_id, [v[0] for v in videos], vkey, ckey,
-                                                  class_ids, revs)
+                                                  class_ids, revs, video_ids)
         else:
-            box_rows = sql.box_aggregates(cur, project_id, video_ids, class_ids,
-                                          image_sets=any(v[2] is None for v in videos))
-            frame_rows = sql.frame_aggregates(cur, project_id, video_ids, class_ids, MIN_GAP_FRAMES)
+            box_rows, frame_rows = _full_pass(cur, project_id, video_ids, class_ids,
+                                              image_sets=any(v[2] is None for v in videos))
         edit_rows = sql.author_edits(cur, project_id, video_ids)
     result = _assemble(project_id, project, video_ids, class_ids, revision, videos, box_rows,
                        frame_rows, edit_rows)

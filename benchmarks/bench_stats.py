@@ -4,7 +4,9 @@ Generates N boxes (default 1,000,000) with DuckDB range() into a fresh data dir,
 `app.stats.project_stats`:
   - cold: use_cache=False, every figure recomputed from the boxes (the honest number; the
     connection is open and DuckDB's buffers are warm, as in the running app);
-  - first fill: the cached path with nothing cached yet (per-video partials counted for all videos);
+  - first call: the cached path with nothing cached yet (what the Stats page does first in a fresh
+    process): one plain pass answers, and the per-video partials are then built in the background
+    (their time is printed separately; it is not what the user waits for);
   - after one edit: one box of one video moved (as update_box does), then the cached path, which
     counts that video again and reuses the other videos' partials (the usual case while labeling);
   - cached: an unchanged project answering from the in-process cache (revision query + copy);
@@ -118,7 +120,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["TPOD_DATA_DIR"] = tmp
         from app.projects import create_project
-        from app.stats import clear_cache, project_stats
+        from app.stats import clear_cache, project_stats, settle
         from app.store.db import connect, release
 
         project = create_project("bench", ["car", "person", "bike", "truck", "dog"])
@@ -129,11 +131,14 @@ def main() -> None:
         project_stats(project.id, use_cache=False)  # open the connection, warm DuckDB's buffers
         times, cpus = timed(lambda: project_stats(project.id, use_cache=False), args.runs)
 
-        def first_fill() -> None:
+        fills, fill_cpus, settles = [], [], []
+        for _ in range(max(3, args.runs // 2)):
             clear_cache()
-            project_stats(project.id)
-
-        fills, fill_cpus = timed(first_fill, max(3, args.runs // 2))
+            (wall,), (cpu,) = timed(lambda: project_stats(project.id), 1)
+            (settle_s,), _ = timed(settle, 1)   # the partials built in the background, before the next run
+            fills.append(wall)
+            fill_cpus.append(cpu)
+            settles.append(settle_s)
         edits, edit_cpus = after_one_edit(project.id, args.boxes, args.runs)
         result = project_stats(project.id)
         assert result == project_stats(project.id, use_cache=False), "partials disagree with a full recount"
@@ -156,8 +161,9 @@ def main() -> None:
     print(f"boxes counted: {result['boxes']:,}  frames: {result['frames']:,}  warnings: {len(result['warnings'])}")
     print(f"project_stats cold ({args.runs} runs): wall min {min(times) * 1000:.1f} ms, "
           f"median {ours * 1000:.1f} ms; CPU median {statistics.median(cpus) * 1000:.1f} ms")
-    print(f"project_stats first fill (nothing cached, per-video partials): wall min {min(fills) * 1000:.1f} ms, "
-          f"median {statistics.median(fills) * 1000:.1f} ms; CPU median {statistics.median(fill_cpus) * 1000:.1f} ms")
+    print(f"project_stats first call (nothing cached: a plain pass): wall min {min(fills) * 1000:.1f} ms, "
+          f"median {statistics.median(fills) * 1000:.1f} ms; CPU median {statistics.median(fill_cpus) * 1000:.1f} ms; "
+          f"then the per-video partials in the background, done {statistics.median(settles) * 1000:.0f} ms later")
     print(f"project_stats after one box edit (one video counted again): wall min {min(edits) * 1000:.1f} ms, "
           f"median {statistics.median(edits) * 1000:.1f} ms; CPU median {statistics.median(edit_cpus) * 1000:.1f} ms")
     print(f"project_stats cached (unchanged revision): wall min {min(cached) * 1000:.1f} ms, "
@@ -189,10 +195,11 @@ def after_one_edit(project_id: int, n_boxes: int, runs: int) -> tuple[list[float
     itself is not timed)."""
     import random
 
-    from app.stats import project_stats
+    from app.stats import project_stats, settle
     from app.store.db import connect
 
     project_stats(project_id)
+    settle()   # its per-video partials, built in the background
     rng, walls, cpus = random.Random(5), [], []
     for _ in range(runs):
         with connect() as cur:

@@ -67,6 +67,7 @@ def project():
 def assert_same(pid: int, **filters) -> dict:
     cached = project_stats(pid, **filters)
     assert cached == project_stats(pid, use_cache=False, **filters)
+    stats_mod.settle()   # partials a first call builds in the background: counted before the next step
     return cached
 
 
@@ -88,12 +89,12 @@ def recounted(monkeypatch):
 def test_every_kind_of_change_matches_a_full_recount(project, recounted, monkeypatch):
     monkeypatch.setattr(stats_mod, "MIN_GAP_FRAMES", 5)
     pid, (a, b, imgs), (car, _person, dog) = project["id"], project["videos"], project["classes"]
-    first = assert_same(pid)
-    assert first["boxes"] > 800 and recounted == [None]
+    first = assert_same(pid)   # one plain pass answers; the partials are built in the background
+    assert first["boxes"] > 800
 
     box = labels.create_box(a, 3, car, (10, 10, 60, 50), author="ann")
-    assert_same(pid)
-    assert recounted[-1] == [a]
+    assert_same(pid)           # waits for those partials, then counts the edited video only
+    assert recounted == [None, [a]]
 
     labels.update_box(box.id, (20, 20, 200, 90), expected_rev=None, author="bob")
     assert_same(pid)
