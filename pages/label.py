@@ -271,6 +271,7 @@ def _workspace() -> None:
         st.image(cv.timeline_png(video_id, video_rev, cw),
                  caption="Timeline: green manual · blue imported · orange tracked · yellow interpolated · "
                          "purple predicted · grey empty; dark underline = reviewed")
+        _lap("timeline")
 
         if ss.get("label.undo"):
             try:
