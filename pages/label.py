@@ -318,10 +318,26 @@ def _workspace() -> None:
                 labels.end_track(tid, frame, ctx.user)
                 _wrote()
                 st.rerun()
-            if acts.button("Interpolate", key="label.interp", help="Fill between this track's manual keyframes"):
+            if acts.button("Interpolate", key="label.interp", help="Fill between this track's manual keyframes "
+                                                                    "with straight lines (smooth motion)"):
                 k = labels.interpolate_track(tid, ctx.user)
                 _wrote()
                 ss["label.msg"] = ("success", f"Interpolated {k} boxes on track #{tid}.")
+                st.rerun()
+            if acts.button("Fill ▶", key="label.fill", help="Refill this track from its manual keyframes: the tracker "
+                           "(sidebar) runs both ways between them and on from the last one to the end; sizes come "
+                           "from the keyframes. Add a keyframe where it drifts, then Fill again."):
+                bar = st.progress(0.0, text="Tracking…")
+                try:
+                    r = labels.fill_track(tid, ctx.user, tracker=ss.get("label.tracker", DEFAULT_TRACKER),
+                                          on_progress=lambda d, t: bar.progress(min(1.0, d / max(1, t)),
+                                                                                text=f"Tracking… {d}/{t} frames"))
+                    ss["label.msg"] = ("success", f"Filled track #{tid} from {r['keyframes']} keyframe(s): "
+                                                  f"{r['written']} boxes written, {r['replaced']} replaced.")
+                except TpodError as exc:
+                    ss["label.msg"] = ("error", str(exc))
+                _wrote(keep_msg=True)
+                ss["label.sig"] = None
                 st.rerun()
             if acts.button("Delete track", key="label.del_track"):
                 k = labels.delete_track(tid, ctx.user)

@@ -112,3 +112,18 @@ def test_propagate_button_tracks_the_selected_box(video, fake_canvas):
     assert not at.exception, at.exception
     assert [len(labels.frame_boxes(vid, f)) for f in range(7)] == [1, 1, 1, 1, 1, 1, 0]
     assert any("Propagated 1 track" in s.value for s in at.success)
+
+
+def test_fill_button_tracks_between_keyframes_and_on(video, fake_canvas):
+    project, vid = video
+    first = labels.create_box(vid, 0, project.classes[0].id, otb_gt(0), "local")
+    labels.create_box(vid, 6, project.classes[0].id, otb_gt(6), "local", track_id=first.track_id)
+    at = _app(project.id).run()
+    at.selectbox(key="label.tracker").set_value("medianflow")
+    at.button(key="label.fill").click().run()
+    assert not at.exception, at.exception
+    boxes = [labels.frame_boxes(vid, f) for f in range(12)]
+    assert all(len(b) == 1 and b[0].track_id == first.track_id for b in boxes)
+    assert [b[0].source for b in boxes[:7]] == ["manual"] + ["tracked"] * 5 + ["manual"]
+    assert all(b[0].source == "tracked" for b in boxes[7:])
+    assert any("Filled track" in s.value for s in at.success)
