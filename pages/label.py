@@ -295,6 +295,36 @@ def _workspace() -> None:
         st.button("Reviewed, next frame", key="label.review_next", shortcut="Shift+M", on_click=_review_and_next,
                   width="stretch")
 
+        st.subheader("Propagate", anchor=False, divider="gray")
+        tracker = ss.get("label.tracker", DEFAULT_TRACKER)
+        to_end, n_frames = bool(ss.get("label.to_end")), int(ss.get("label.n_frames") or min(30, max(1, n - 1)))
+        which = ss.get("label.prop_which", "Selected track")
+        st.caption(f"{which} · {tracker.upper()} · {'to the end' if to_end else f'next {n_frames} frames'} "
+                   "(settings in the sidebar)")
+        go = st.button("Propagate ▶", key="label.propagate", type="primary", disabled=not view.boxes,
+                       width="stretch")
+        if ss.pop("label.propagating", False) and not go:
+            st.warning("Propagation stopped; the frames done so far are saved.")
+        if go:
+            ss["label.propagating"] = True
+            st.button("⏹ Stop", key="label.stop", width="stretch")
+            bar = st.progress(0.0, text="Tracking…")
+            try:
+                res = labels.propagate(
+                    video_id, [sel_track] if which == "Selected track" and sel_track is not None else None, frame,
+                    None if to_end else n_frames, tracker=tracker, author=ctx.user,
+                    on_progress=lambda d, t: bar.progress(min(1.0, d / max(1, t)), text=f"Tracking… {d}/{t} frames"),
+                )
+                lost = f" · lost: {', '.join(f'#{t}' for t in res['lost'])}" if res["lost"] else ""
+                ss["label.msg"] = ("success", f"Propagated {res['tracks']} track(s) over {res['frames']} frames: "
+                                              f"{res['written']} boxes written, {res['replaced']} replaced{lost}.")
+            except TpodError as exc:
+                ss["label.msg"] = ("error", str(exc))
+            _wrote(keep_msg=True)
+            ss.pop("label.propagating", None)
+            ss["label.sig"] = None
+            st.rerun()
+
         st.subheader("Track", anchor=False, divider="gray")
         if view.boxes:
             by_track = {b.track_id: b for b in view.boxes}
@@ -376,36 +406,6 @@ def _workspace() -> None:
                     st.rerun()
         else:
             st.caption("No box on this frame. Draw one on the canvas.")
-
-        st.subheader("Propagate", anchor=False, divider="gray")
-        tracker = ss.get("label.tracker", DEFAULT_TRACKER)
-        to_end, n_frames = bool(ss.get("label.to_end")), int(ss.get("label.n_frames") or min(30, max(1, n - 1)))
-        which = ss.get("label.prop_which", "Selected track")
-        st.caption(f"{which} · {tracker.upper()} · {'to the end' if to_end else f'next {n_frames} frames'} "
-                   "(settings in the sidebar)")
-        go = st.button("Propagate ▶", key="label.propagate", type="primary", disabled=not view.boxes,
-                       width="stretch")
-        if ss.pop("label.propagating", False) and not go:
-            st.warning("Propagation stopped; the frames done so far are saved.")
-        if go:
-            ss["label.propagating"] = True
-            st.button("⏹ Stop", key="label.stop", width="stretch")
-            bar = st.progress(0.0, text="Tracking…")
-            try:
-                res = labels.propagate(
-                    video_id, [sel_track] if which == "Selected track" and sel_track is not None else None, frame,
-                    None if to_end else n_frames, tracker=tracker, author=ctx.user,
-                    on_progress=lambda d, t: bar.progress(min(1.0, d / max(1, t)), text=f"Tracking… {d}/{t} frames"),
-                )
-                lost = f" · lost: {', '.join(f'#{t}' for t in res['lost'])}" if res["lost"] else ""
-                ss["label.msg"] = ("success", f"Propagated {res['tracks']} track(s) over {res['frames']} frames: "
-                                              f"{res['written']} boxes written, {res['replaced']} replaced{lost}.")
-            except TpodError as exc:
-                ss["label.msg"] = ("error", str(exc))
-            _wrote(keep_msg=True)
-            ss.pop("label.propagating", None)
-            ss["label.sig"] = None
-            st.rerun()
 
         predicted = [b for b in view.boxes if b.source == "predicted"]
         if predicted:
