@@ -138,6 +138,8 @@ with st.sidebar:
         ss["label.msg"] = ("success", f"Accepted {k} predicted boxes.")
         st.rerun()
 
+st.caption("Drag on the frame to draw a box (class above). Turn on ✏️ **Edit** in the canvas toolbar to "
+           "select, move, resize or delete boxes; everything is saved at once. Dashed = tracked/interpolated.")
 _lap("pickers")
 log.debug("label full rerun setup %.1f ms: %s", (time.perf_counter() - _t0) * 1000,
           ", ".join(f"{k} {v:.1f}" for k, v in _times.items()))
@@ -236,9 +238,6 @@ def _workspace() -> None:
         display.prefetch(video_id, ahead, cw)
         _lap("canvas")
 
-        st.caption("Drag on the frame to draw a box (class above). Turn on ✏️ **Edit** in the canvas toolbar to "
-                   "select, move, resize or delete boxes; everything is saved at once. Dashed = tracked/interpolated.")
-
         bar = st.container(horizontal=True)
         bar.button("−10", key="label.back10", on_click=_goto, args=(frame - 10,), shortcut="Shift+Left")
         bar.button("Prev", key="label.prev", on_click=_step, args=(-1,), shortcut="Left")
@@ -295,7 +294,6 @@ def _workspace() -> None:
         st.button("Reviewed, next frame", key="label.review_next", shortcut="Shift+M", on_click=_review_and_next,
                   width="stretch")
 
-        st.subheader("Propagate", anchor=False, divider="gray")
         tracker = ss.get("label.tracker", DEFAULT_TRACKER)
         to_end, n_frames = bool(ss.get("label.to_end")), int(ss.get("label.n_frames") or min(30, max(1, n - 1)))
         which = ss.get("label.prop_which", "Selected track")
@@ -325,10 +323,9 @@ def _workspace() -> None:
             ss["label.sig"] = None
             st.rerun()
 
-        st.subheader("Track", anchor=False, divider="gray")
         if view.boxes:
             by_track = {b.track_id: b for b in view.boxes}
-            st.selectbox("Selected track", on_frame_tracks, key="label.track",
+            st.selectbox("Track", on_frame_tracks, key="label.track",
                          format_func=lambda t: f"#{t} {by_track[t].label} · {by_track[t].source}")
             tb = by_track[ss["label.track"]]
             tid = tb.track_id
