@@ -13,18 +13,18 @@ from app.projects import create_project
 from app.stats import project_stats
 from app.store import boxes as box_sql
 from app.store import db
-from app.store.db import connect, release
+from app.store.db import connect
 from app.store.schema import MIGRATIONS
 from app.store.stats import fill_bins
 
 
 @pytest.fixture(autouse=True)
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("TPOD_DATA_DIR", str(tmp_path))
+def fresh_stats(data_dir):
+    """The shared scratch data dir, with no stats kept from another test (nor being built)."""
     stats_mod.clear_cache()
-    yield tmp_path
+    yield data_dir
+    stats_mod.settle()
     stats_mod.clear_cache()
-    release()
 
 
 def boxes(video_id: int, classes: list[int], n: int, seed: int, frames: int = 40) -> list[dict]:

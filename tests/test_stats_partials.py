@@ -11,16 +11,16 @@ from app import stats as stats_mod
 from app.projects import create_project
 from app.stats import project_stats
 from app.store import stats as stats_sql
-from app.store.db import connect, release
+from app.store.db import connect
 
 
 @pytest.fixture(autouse=True)
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("TPOD_DATA_DIR", str(tmp_path))
+def fresh_stats(data_dir):
+    """The shared scratch data dir, with no stats kept from another test (nor being built)."""
     stats_mod.clear_cache()
-    yield tmp_path
+    yield data_dir
+    stats_mod.settle()
     stats_mod.clear_cache()
-    release()
 
 
 def add_video(project_id: int, name: str, width: int | None, height: int | None, frames: int) -> int:
