@@ -43,6 +43,17 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     db.release()
 
 
+
+@pytest.fixture
+def fresh_stats(data_dir: Path) -> Iterator[Path]:
+    """data_dir with no stats kept from another test, nor per-video partials still being built."""
+    from app import stats
+
+    stats.clear_cache()
+    yield data_dir
+    stats.settle()
+    stats.clear_cache()
+
 def _stop_page_services() -> None:
     """Page tests start a reconciler thread cached by Streamlit for the process: stop it and drop
     the cache, so the next test's pages get their own for their own data dir."""

@@ -8,7 +8,6 @@ import duckdb
 import pytest
 
 from app import labels
-from app import stats as stats_mod
 from app.projects import create_project
 from app.stats import project_stats
 from app.store import boxes as box_sql
@@ -17,14 +16,7 @@ from app.store.db import connect
 from app.store.schema import MIGRATIONS
 from app.store.stats import fill_bins
 
-
-@pytest.fixture(autouse=True)
-def fresh_stats(data_dir):
-    """The shared scratch data dir, with no stats kept from another test (nor being built)."""
-    stats_mod.clear_cache()
-    yield data_dir
-    stats_mod.settle()
-    stats_mod.clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_stats")
 
 
 def boxes(video_id: int, classes: list[int], n: int, seed: int, frames: int = 40) -> list[dict]:

@@ -13,14 +13,7 @@ from app.stats import project_stats
 from app.store import stats as stats_sql
 from app.store.db import connect
 
-
-@pytest.fixture(autouse=True)
-def fresh_stats(data_dir):
-    """The shared scratch data dir, with no stats kept from another test (nor being built)."""
-    stats_mod.clear_cache()
-    yield data_dir
-    stats_mod.settle()
-    stats_mod.clear_cache()
+pytestmark = pytest.mark.usefixtures("fresh_stats")
 
 
 def add_video(project_id: int, name: str, width: int | None, height: int | None, frames: int) -> int:
